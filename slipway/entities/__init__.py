@@ -1,0 +1,28 @@
+"""Plain dataclasses for everything Slipway records; free of ORM and HTTP."""
+
+from slipway.entities.dataset import Dataset, DatasetInput, InputTag
+from slipway.entities.enums import LifecycleStage, RunStatus, ViewType
+from slipway.entities.experiment import Experiment
+from slipway.entities.metric import ExperimentTag, Metric, MetricWithRunId, Param, RunTag
+from slipway.entities.paged import PagedList
+from slipway.entities.run import Run, RunData, RunInfo, RunInputs
+
+__all__ = [
+    "Dataset",
+    "DatasetInput",
+    "Experiment",
+    "ExperimentTag",
+    "InputTag",
+    "LifecycleStage",
+    "Metric",
+    "MetricWithRunId",
+    "PagedList",
+    "Param",
+    "Run",
+    "RunData",
+    "RunInfo",
+    "RunInputs",
+    "RunStatus",
+    "RunTag",
+    "ViewType",
+]

@@ -1,0 +1,1 @@
+"""Experiment tracking: the fluent API, the client, and the stores behind them."""

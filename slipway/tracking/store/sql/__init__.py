@@ -1,0 +1,5 @@
+"""The SQL tracking store (SQLite, PostgreSQL, MySQL)."""
+
+from slipway.tracking.store.sql.store import SqlTrackingStore
+
+__all__ = ["SqlTrackingStore"]

@@ -1,0 +1,47 @@
+"""INSERT ... ON CONFLICT for SQLite, PostgreSQL and MySQL, behind one function."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, Table
+
+
+def upsert(
+    conn: Connection,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    keys: Sequence[str],
+    update: Sequence[str] = (),
+    where: Callable[[Any], ColumnElement[bool]] | None = None,
+) -> None:
+    """Insert ``rows``; on a conflict on ``keys`` update the ``update`` columns (only where
+    ``where(excluded)`` holds, if given; ``excluded`` is the proposed row) or, with no ``update`` columns, keep the existing row."""
+    if not rows:
+        return
+    dialect = conn.dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        if dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert
+        stmt: Any = insert(table)
+        if update:
+            stmt = stmt.on_conflict_do_update(
+                index_elements=list(keys),
+                set_={c: stmt.excluded[c] for c in update},
+                where=where(stmt.excluded) if where is not None else None,
+            )
+        else:
+            stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
+        conn.execute(stmt, list(rows))
+        return
+    if dialect in ("mysql", "mariadb"):
+        from sqlalchemy.dialects.mysql import insert as mysql_insert
+
+        stmt = mysql_insert(table)
+        set_ = {c: stmt.inserted[c] for c in update} or {keys[0]: table.c[keys[0]]}
+        conn.execute(stmt.on_duplicate_key_update(**set_), list(rows))
+        return
+    raise NotImplementedError(f"upsert is not implemented for {dialect}")
