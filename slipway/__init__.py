@@ -1,1 +1,87 @@
-"""Slipway."""
+"""Slipway: one Python platform for the machine-learning lifecycle.
+
+The SDK surface lives here; the implementation is in the subpackages.
+"""
+
+from slipway.entities import (
+    Dataset,
+    DatasetInput,
+    Experiment,
+    Metric,
+    Param,
+    Run,
+    RunStatus,
+    RunTag,
+    ViewType,
+)
+from slipway.exceptions import SlipwayError
+from slipway.tracking.client import SlipwayClient
+from slipway.tracking.fluent import (
+    ActiveRun,
+    active_run,
+    delete_tag,
+    end_run,
+    flush,
+    get_artifact_uri,
+    get_tracking_uri,
+    last_active_run_id,
+    log_artifact,
+    log_artifacts,
+    log_dict,
+    log_figure,
+    log_input,
+    log_metric,
+    log_metrics,
+    log_param,
+    log_params,
+    log_text,
+    search_runs,
+    set_async_logging,
+    set_experiment,
+    set_tag,
+    set_tags,
+    set_tracking_uri,
+    start_run,
+)
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "ActiveRun",
+    "Dataset",
+    "DatasetInput",
+    "Experiment",
+    "Metric",
+    "Param",
+    "Run",
+    "RunStatus",
+    "RunTag",
+    "SlipwayClient",
+    "SlipwayError",
+    "ViewType",
+    "__version__",
+    "active_run",
+    "delete_tag",
+    "end_run",
+    "flush",
+    "get_artifact_uri",
+    "get_tracking_uri",
+    "last_active_run_id",
+    "log_artifact",
+    "log_artifacts",
+    "log_dict",
+    "log_figure",
+    "log_input",
+    "log_metric",
+    "log_metrics",
+    "log_param",
+    "log_params",
+    "log_text",
+    "search_runs",
+    "set_async_logging",
+    "set_experiment",
+    "set_tag",
+    "set_tags",
+    "set_tracking_uri",
+    "start_run",
+]

@@ -215,8 +215,9 @@ class S3ArtifactRepository(ArtifactRepository):
 
     def write_artifact_stream(self, path: str, stream: BinaryIO) -> None:
         rel = self._file_path(path)
+        source = stream if _seekable(stream) else _FullReads(stream)
         with self._errors(rel):
-            self.client.upload_fileobj(stream, self.bucket, self._key(rel))
+            self.client.upload_fileobj(source, self.bucket, self._key(rel))
 
 
 def _addressable(path: str, single: bool = False) -> bool:
@@ -227,3 +228,34 @@ def _addressable(path: str, single: bool = False) -> bool:
         return safe_relative_path(path) == path
     except InvalidParameterValue:
         return False
+
+
+def _seekable(stream: BinaryIO) -> bool:
+    try:
+        return bool(stream.seekable())
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+class _FullReads:
+    """A stream whose ``read(n)`` returns ``n`` bytes unless the stream ends first.
+
+    boto3 takes a short read from a stream that cannot seek as its end and then reads all the
+    rest at once; this keeps its reads, and so its memory, bounded by its part size.
+    """
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            return self._stream.read()
+        parts: list[bytes] = []
+        missing = size
+        while missing > 0:
+            chunk = self._stream.read(missing)
+            if not chunk:
+                break
+            parts.append(chunk)
+            missing -= len(chunk)
+        return b"".join(parts)

@@ -1,0 +1,189 @@
+"""Asynchronous, batched logging: calls return at once; a background thread writes batches.
+
+Metrics, params and tags are appended to a per-run buffer under a lock (microseconds per call).
+A flusher thread wakes every ``interval`` seconds, or as soon as a buffer holds a full batch,
+and writes each run's buffer with ``log_batch`` calls of at most 1000 metrics, 100 params and
+100 tags, in the order they were logged. :meth:`flush` writes everything that is buffered and
+raises the first error that any write met since the last flush; ``end_run`` and interpreter
+exit both flush. The buffer is bounded: when it is full, callers wait for the flusher, so a
+fast loop can never use unbounded memory.
+"""
+
+from __future__ import annotations
+
+import atexit
+import sys
+import threading
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from slipway.entities import Metric, Param, RunTag
+from slipway.exceptions import SlipwayError
+from slipway.tracking.store.base import AbstractTrackingStore
+from slipway.utils.validation import (
+    MAX_METRICS_PER_BATCH,
+    MAX_PARAMS_PER_BATCH,
+    MAX_TAGS_PER_BATCH,
+)
+
+_LIVE: weakref.WeakSet[AsyncBatchLogger] = weakref.WeakSet()
+
+
+@dataclass
+class _RunBuffer:
+    metrics: list[Metric] = field(default_factory=list)
+    params: list[Param] = field(default_factory=list)
+    tags: list[RunTag] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.metrics) + len(self.params) + len(self.tags)
+
+
+class AsyncBatchLogger:
+    """Buffers writes for a store and flushes them in batches from one background thread.
+
+    Args:
+        store: where batches go.
+        interval: seconds between background flushes.
+        max_buffered: entries buffered (all runs together) before callers wait.
+    """
+
+    def __init__(
+        self, store: AbstractTrackingStore, interval: float = 0.5, max_buffered: int = 200_000
+    ) -> None:
+        self._store = store
+        self._interval = interval
+        self._max_buffered = max_buffered
+        self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)
+        self._buffers: dict[str, _RunBuffer] = {}
+        self._buffered = 0
+        self._write_lock = threading.Lock()  # one drain at a time keeps batches in order
+        self._wake = threading.Event()
+        self._stopped = False
+        self._errors: list[SlipwayError | Exception] = []
+        self._thread: threading.Thread | None = None
+        _LIVE.add(self)
+
+    # -- producers -----------------------------------------------------------------------
+
+    def log_metrics(self, run_id: str, metrics: list[Metric]) -> None:
+        self._add(run_id, lambda b: b.metrics.extend(metrics), len(metrics))
+
+    def log_params(self, run_id: str, params: list[Param]) -> None:
+        self._add(run_id, lambda b: b.params.extend(params), len(params))
+
+    def set_tags(self, run_id: str, tags: list[RunTag]) -> None:
+        self._add(run_id, lambda b: b.tags.extend(tags), len(tags))
+
+    def _add(self, run_id: str, put: Callable[[_RunBuffer], None], count: int) -> None:
+        with self._room:
+            while self._buffered >= self._max_buffered and not self._stopped:
+                self._wake.set()
+                self._room.wait(0.1)
+            buffer = self._buffers.get(run_id)
+            if buffer is None:
+                buffer = self._buffers[run_id] = _RunBuffer()
+            put(buffer)
+            self._buffered += count
+            full = len(buffer.metrics) >= MAX_METRICS_PER_BATCH
+        if self._thread is None:
+            self._start()
+        if full:
+            self._wake.set()
+
+    # -- flushing ------------------------------------------------------------------------
+
+    def flush(self, run_id: str | None = None) -> None:
+        """Write everything buffered, then raise the first error met since the last flush.
+
+        ``run_id`` is accepted for symmetry with ``end_run``; all runs are flushed, which keeps
+        the order between runs as logged."""
+        self._drain()
+        with self._lock:
+            errors, self._errors = self._errors, []
+        if errors:
+            first = errors[0]
+            if len(errors) > 1:
+                first.add_note(f"{len(errors) - 1} more asynchronous logging error(s) followed")
+            raise first
+
+    def close(self) -> None:
+        """Flush and stop the background thread; errors are printed, not raised."""
+        self._stopped = True
+        self._wake.set()
+        try:
+            self.flush()
+        except Exception as exc:
+            print(f"slipway: asynchronous logging failed: {exc}", file=sys.stderr)
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is not None:
+                return
+            self._thread = threading.Thread(target=self._loop, name="slipway-flusher",
+                                            daemon=True)
+            self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stopped:
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            self._drain()
+
+    def _drain(self) -> None:
+        with self._write_lock:
+            with self._room:
+                buffers, self._buffers = self._buffers, {}
+                self._buffered = 0
+                self._room.notify_all()
+            for run_id, buffer in buffers.items():
+                self._write_run(run_id, buffer)
+
+    def _write_run(self, run_id: str, buffer: _RunBuffer) -> None:
+        for metrics, params, tags in _batches(buffer):
+            try:
+                self._store.log_batch(run_id, metrics=metrics, params=params, tags=tags)
+            except Exception as exc:
+                exc.add_note(f"(raised while writing buffered data of run {run_id})")
+                with self._lock:
+                    self._errors.append(exc)
+                return  # the rest of this run's buffer would fail the same way
+
+
+def _batches(buffer: _RunBuffer) -> list[tuple[list[Metric], list[Param], list[RunTag]]]:
+    """Split a buffer into log_batch-sized pieces; a param key appears once per piece, so a
+    conflicting second value reaches the store as its own write and fails there, clearly."""
+    param_groups: list[list[Param]] = []
+    seen: list[dict[str, str]] = []
+    for p in buffer.params:
+        for group, keys in zip(param_groups, seen, strict=True):
+            if keys.get(p.key) == p.value:
+                break  # the same value again: nothing to write
+            if p.key not in keys and len(group) < MAX_PARAMS_PER_BATCH:
+                group.append(p)
+                keys[p.key] = p.value
+                break
+        else:
+            param_groups.append([p])
+            seen.append({p.key: p.value})
+    tag_groups = [buffer.tags[i:i + MAX_TAGS_PER_BATCH]
+                  for i in range(0, len(buffer.tags), MAX_TAGS_PER_BATCH)]
+    metric_groups = [buffer.metrics[i:i + MAX_METRICS_PER_BATCH]
+                     for i in range(0, len(buffer.metrics), MAX_METRICS_PER_BATCH)]
+    count = max(len(param_groups), len(tag_groups), len(metric_groups))
+    return [
+        (metric_groups[i] if i < len(metric_groups) else [],
+         param_groups[i] if i < len(param_groups) else [],
+         tag_groups[i] if i < len(tag_groups) else [])
+        for i in range(count)
+    ]
+
+
+@atexit.register
+def _flush_all_at_exit() -> None:
+    for logger in list(_LIVE):
+        logger.close()
