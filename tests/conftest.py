@@ -44,8 +44,10 @@ def postgres_database() -> Iterator[str]:
             "SLIPWAY_TEST_SKIP_POSTGRES=1 to skip these tests.",
             pytrace=False,
         )
-    yield admin_uri.set(database=name).render_as_string(hide_password=False).replace(
-        "postgresql+psycopg://", "postgresql://"
+    yield (
+        admin_uri.set(database=name)
+        .render_as_string(hide_password=False)
+        .replace("postgresql+psycopg://", "postgresql://")
     )
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -90,8 +92,14 @@ def tracking_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     """The fluent API pointed at a fresh folder store, with no run or experiment left over."""
     folder = tmp_path / "tracking"
     monkeypatch.chdir(tmp_path)
-    for var in ("SLIPWAY_TRACKING_URI", "SLIPWAY_EXPERIMENT_ID", "SLIPWAY_EXPERIMENT_NAME",
-                "SLIPWAY_RUN_ID", "SLIPWAY_ARTIFACT_ROOT", "SLIPWAY_ASYNC_LOGGING"):
+    for var in (
+        "SLIPWAY_TRACKING_URI",
+        "SLIPWAY_EXPERIMENT_ID",
+        "SLIPWAY_EXPERIMENT_NAME",
+        "SLIPWAY_RUN_ID",
+        "SLIPWAY_ARTIFACT_ROOT",
+        "SLIPWAY_ASYNC_LOGGING",
+    ):
         monkeypatch.delenv(var, raising=False)
     fluent.set_tracking_uri(str(folder))
     yield folder

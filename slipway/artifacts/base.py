@@ -18,7 +18,10 @@ from slipway.artifacts.paths import safe_relative_path, validate_artifact_root
 from slipway.entities.paged import PagedList
 from slipway.exceptions import InvalidParameterValue
 
-__all__ = ["ArtifactRepository", "FileInfo"]
+__all__ = ["ArtifactRepository", "FileInfo", "LocalPath"]
+
+# A path on this machine, as the caller has it.
+LocalPath = str | os.PathLike[str]
 
 
 @dataclass(frozen=True)
@@ -62,11 +65,11 @@ class ArtifactRepository(abc.ABC):
         return f"{type(self).__name__}({self.root_uri!r})"
 
     @abc.abstractmethod
-    def log_artifact(self, local_file: str | Path, artifact_path: str | None = None) -> None:
+    def log_artifact(self, local_file: LocalPath, artifact_path: str | None = None) -> None:
         """Upload one local file into directory ``artifact_path`` (the root when None)."""
 
     @abc.abstractmethod
-    def log_artifacts(self, local_dir: str | Path, artifact_path: str | None = None) -> None:
+    def log_artifacts(self, local_dir: LocalPath, artifact_path: str | None = None) -> None:
         """Upload every file under ``local_dir``, recursively, into directory ``artifact_path``."""
 
     @abc.abstractmethod
@@ -83,7 +86,7 @@ class ArtifactRepository(abc.ABC):
         """
 
     @abc.abstractmethod
-    def download_artifacts(self, artifact_path: str, dst_path: str | Path | None = None) -> Path:
+    def download_artifacts(self, artifact_path: str, dst_path: LocalPath | None = None) -> Path:
         """Copy a file or a whole directory to ``dst_path / artifact_path`` and return that path.
 
         ``dst_path`` defaults to a new temporary directory.
@@ -126,14 +129,14 @@ class ArtifactRepository(abc.ABC):
         return clean
 
     @staticmethod
-    def _local_source_file(local_file: str | Path) -> Path:
+    def _local_source_file(local_file: LocalPath) -> Path:
         source = Path(local_file)
         if not source.is_file():
             raise InvalidParameterValue(f"Not a local file: {str(source)!r}")
         return source
 
     @staticmethod
-    def _local_source_tree(local_dir: str | Path) -> Iterator[tuple[Path, str]]:
+    def _local_source_tree(local_dir: LocalPath) -> Iterator[tuple[Path, str]]:
         """Each file under ``local_dir`` with the relative directory it sits in."""
         source = Path(local_dir)
         if not source.is_dir():
@@ -145,7 +148,7 @@ class ArtifactRepository(abc.ABC):
                 yield Path(dirpath, name), "" if rel_dir == "." else rel_dir
 
     @staticmethod
-    def _destination_root(dst_path: str | Path | None) -> Path:
+    def _destination_root(dst_path: LocalPath | None) -> Path:
         if dst_path is None:
             return Path(tempfile.mkdtemp(prefix="slipway-artifacts-"))
         root = Path(dst_path)

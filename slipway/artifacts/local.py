@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
 from slipway.artifacts.atomic import is_temp_name, write_atomically
-from slipway.artifacts.base import ArtifactRepository, FileInfo
+from slipway.artifacts.base import ArtifactRepository, FileInfo, LocalPath
 from slipway.artifacts.paths import join_relative, resolve_within, safe_relative_path
 from slipway.entities.paged import PagedList
 from slipway.exceptions import InvalidParameterValue, ResourceDoesNotExist
@@ -46,13 +46,13 @@ class LocalArtifactRepository(ArtifactRepository):
     def _resolve(self, rel: str | None) -> Path:
         return resolve_within(self.root, safe_relative_path(rel))
 
-    def log_artifact(self, local_file: str | Path, artifact_path: str | None = None) -> None:
+    def log_artifact(self, local_file: LocalPath, artifact_path: str | None = None) -> None:
         source = self._local_source_file(local_file)
         dest = self._resolve(join_relative(artifact_path, source.name))
         with source.open("rb") as stream:
             write_atomically(dest, stream)
 
-    def log_artifacts(self, local_dir: str | Path, artifact_path: str | None = None) -> None:
+    def log_artifacts(self, local_dir: LocalPath, artifact_path: str | None = None) -> None:
         base = safe_relative_path(artifact_path)
         for source, rel_dir in self._local_source_tree(local_dir):
             self.log_artifact(source, join_relative(base, rel_dir))
@@ -88,7 +88,7 @@ class LocalArtifactRepository(ArtifactRepository):
             return FileInfo(rel, is_dir=False, file_size=target.stat().st_size)
         return None
 
-    def download_artifacts(self, artifact_path: str, dst_path: str | Path | None = None) -> Path:
+    def download_artifacts(self, artifact_path: str, dst_path: LocalPath | None = None) -> Path:
         rel = safe_relative_path(artifact_path)
         source = self._resolve(rel)
         if not source.exists() and rel:

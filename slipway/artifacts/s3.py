@@ -15,7 +15,7 @@ from typing import Any, BinaryIO, cast
 from urllib.parse import urlsplit
 
 from slipway.artifacts.atomic import atomic_file
-from slipway.artifacts.base import ArtifactRepository, FileInfo
+from slipway.artifacts.base import ArtifactRepository, FileInfo, LocalPath
 from slipway.artifacts.paths import join_relative, resolve_within, safe_relative_path
 from slipway.entities.paged import PagedList
 from slipway.exceptions import (
@@ -141,13 +141,13 @@ class S3ArtifactRepository(ArtifactRepository):
             return False
         return True
 
-    def log_artifact(self, local_file: str | Path, artifact_path: str | None = None) -> None:
+    def log_artifact(self, local_file: LocalPath, artifact_path: str | None = None) -> None:
         source = self._local_source_file(local_file)
         rel = join_relative(artifact_path, source.name)
         with self._errors(rel):
             self.client.upload_file(str(source), self.bucket, self._key(rel))
 
-    def log_artifacts(self, local_dir: str | Path, artifact_path: str | None = None) -> None:
+    def log_artifacts(self, local_dir: LocalPath, artifact_path: str | None = None) -> None:
         base = safe_relative_path(artifact_path)
         for source, rel_dir in self._local_source_tree(local_dir):
             self.log_artifact(source, join_relative(base, rel_dir))
@@ -172,7 +172,7 @@ class S3ArtifactRepository(ArtifactRepository):
                     entries.append(FileInfo(join_relative(rel, name), False, int(entry["Size"])))
         return self._paginate(entries, max_results, page_token)
 
-    def download_artifacts(self, artifact_path: str, dst_path: str | Path | None = None) -> Path:
+    def download_artifacts(self, artifact_path: str, dst_path: LocalPath | None = None) -> Path:
         rel = safe_relative_path(artifact_path)
         if rel and self._is_file(rel):
             local = resolve_within(self._destination_root(dst_path), rel)

@@ -26,8 +26,12 @@ class Dataset:
     profile: str | None = None
 
     def to_dict(self) -> dict[str, object]:
-        out: dict[str, object] = {"name": self.name, "digest": self.digest,
-                                  "source_type": self.source_type, "source": self.source}
+        out: dict[str, object] = {
+            "name": self.name,
+            "digest": self.digest,
+            "source_type": self.source_type,
+            "source": self.source,
+        }
         if self.schema is not None:
             out["schema"] = self.schema
         if self.profile is not None:

@@ -23,8 +23,12 @@ class Metric:
     step: int = 0
 
     def to_dict(self) -> dict[str, object]:
-        return {"key": self.key, "value": _json_float(self.value),
-                "timestamp": self.timestamp, "step": self.step}
+        return {
+            "key": self.key,
+            "value": _json_float(self.value),
+            "timestamp": self.timestamp,
+            "step": self.step,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +42,13 @@ class MetricWithRunId:
     step: int
 
     def to_dict(self) -> dict[str, object]:
-        return {"key": self.key, "value": _json_float(self.value), "timestamp": self.timestamp,
-                "step": self.step, "run_id": self.run_id}
+        return {
+            "key": self.key,
+            "value": _json_float(self.value),
+            "timestamp": self.timestamp,
+            "step": self.step,
+            "run_id": self.run_id,
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,5 +82,8 @@ class Run:
     inputs: RunInputs = field(default_factory=RunInputs)
 
     def to_dict(self) -> dict[str, object]:
-        return {"info": self.info.to_dict(), "data": self.data.to_dict(),
-                "inputs": self.inputs.to_dict()}
+        return {
+            "info": self.info.to_dict(),
+            "data": self.data.to_dict(),
+            "inputs": self.inputs.to_dict(),
+        }

@@ -124,8 +124,7 @@ class AsyncBatchLogger:
         with self._lock:
             if self._thread is not None:
                 return
-            self._thread = threading.Thread(target=self._loop, name="slipway-flusher",
-                                            daemon=True)
+            self._thread = threading.Thread(target=self._loop, name="slipway-flusher", daemon=True)
             self._thread.start()
 
     def _loop(self) -> None:
@@ -170,15 +169,21 @@ def _batches(buffer: _RunBuffer) -> list[tuple[list[Metric], list[Param], list[R
         else:
             param_groups.append([p])
             seen.append({p.key: p.value})
-    tag_groups = [buffer.tags[i:i + MAX_TAGS_PER_BATCH]
-                  for i in range(0, len(buffer.tags), MAX_TAGS_PER_BATCH)]
-    metric_groups = [buffer.metrics[i:i + MAX_METRICS_PER_BATCH]
-                     for i in range(0, len(buffer.metrics), MAX_METRICS_PER_BATCH)]
+    tag_groups = [
+        buffer.tags[i : i + MAX_TAGS_PER_BATCH]
+        for i in range(0, len(buffer.tags), MAX_TAGS_PER_BATCH)
+    ]
+    metric_groups = [
+        buffer.metrics[i : i + MAX_METRICS_PER_BATCH]
+        for i in range(0, len(buffer.metrics), MAX_METRICS_PER_BATCH)
+    ]
     count = max(len(param_groups), len(tag_groups), len(metric_groups))
     return [
-        (metric_groups[i] if i < len(metric_groups) else [],
-         param_groups[i] if i < len(param_groups) else [],
-         tag_groups[i] if i < len(tag_groups) else [])
+        (
+            metric_groups[i] if i < len(metric_groups) else [],
+            param_groups[i] if i < len(param_groups) else [],
+            tag_groups[i] if i < len(tag_groups) else [],
+        )
         for i in range(count)
     ]
 

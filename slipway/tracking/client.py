@@ -58,7 +58,9 @@ class SlipwayClient:
     # -- experiments -----------------------------------------------------------------------
 
     def create_experiment(
-        self, name: str, artifact_location: str | None = None,
+        self,
+        name: str,
+        artifact_location: str | None = None,
         tags: dict[str, str] | None = None,
     ) -> str:
         return self.store.create_experiment(
@@ -94,14 +96,18 @@ class SlipwayClient:
         order_by: Sequence[str] | None = None,
         page_token: str | None = None,
     ) -> PagedList[Experiment]:
-        return self.store.search_experiments(ViewType.parse(view_type), max_results,
-                                             filter_string, order_by, page_token)
+        return self.store.search_experiments(
+            ViewType.parse(view_type), max_results, filter_string, order_by, page_token
+        )
 
     # -- runs ------------------------------------------------------------------------------
 
     def create_run(
-        self, experiment_id: str, start_time: int | None = None,
-        tags: dict[str, Any] | None = None, run_name: str | None = None,
+        self,
+        experiment_id: str,
+        start_time: int | None = None,
+        tags: dict[str, Any] | None = None,
+        run_name: str | None = None,
         user_id: str | None = None,
     ) -> Run:
         run_tags = [RunTag(k, str(val)) for k, val in (tags or {}).items()]
@@ -111,17 +117,18 @@ class SlipwayClient:
         self._flush_quietly()
         return self.store.get_run(run_id)
 
-    def update_run(self, run_id: str, status: RunStatus | str | None = None,
-                   name: str | None = None) -> RunInfo:
+    def update_run(
+        self, run_id: str, status: RunStatus | str | None = None, name: str | None = None
+    ) -> RunInfo:
         status_ = RunStatus.parse(status) if status is not None else None
         return self.store.update_run_info(run_id, status_, None, name)
 
-    def set_terminated(self, run_id: str, status: RunStatus | str = RunStatus.FINISHED,
-                       end_time: int | None = None) -> RunInfo:
+    def set_terminated(
+        self, run_id: str, status: RunStatus | str = RunStatus.FINISHED, end_time: int | None = None
+    ) -> RunInfo:
         """Flush buffered writes of the run, then mark it ended with ``status``."""
         self.flush()
-        return self.store.update_run_info(run_id, RunStatus.parse(status),
-                                          end_time or now_ms())
+        return self.store.update_run_info(run_id, RunStatus.parse(status), end_time or now_ms())
 
     def delete_run(self, run_id: str) -> None:
         self.store.delete_run(run_id)
@@ -140,14 +147,26 @@ class SlipwayClient:
     ) -> PagedList[Run]:
         self._flush_quietly()
         ids = [experiment_ids] if isinstance(experiment_ids, str) else list(experiment_ids)
-        return self.store.search_runs([str(i) for i in ids], filter_string,
-                                      ViewType.parse(run_view_type), max_results, order_by,
-                                      page_token)
+        return self.store.search_runs(
+            [str(i) for i in ids],
+            filter_string,
+            ViewType.parse(run_view_type),
+            max_results,
+            order_by,
+            page_token,
+        )
 
     # -- logging ---------------------------------------------------------------------------
 
-    def log_metric(self, run_id: str, key: str, value: float, timestamp: int | None = None,
-                   step: int | None = None, synchronous: bool = True) -> None:
+    def log_metric(
+        self,
+        run_id: str,
+        key: str,
+        value: float,
+        timestamp: int | None = None,
+        step: int | None = None,
+        synchronous: bool = True,
+    ) -> None:
         metric = make_metric(key, value, timestamp, step)
         if synchronous:
             self.store.log_batch(run_id, metrics=[metric])
@@ -172,9 +191,14 @@ class SlipwayClient:
         self.flush()
         self.store.delete_tag(run_id, key)
 
-    def log_batch(self, run_id: str, metrics: Sequence[Metric] = (),
-                  params: Sequence[Param] = (), tags: Sequence[RunTag] = (),
-                  synchronous: bool = True) -> None:
+    def log_batch(
+        self,
+        run_id: str,
+        metrics: Sequence[Metric] = (),
+        params: Sequence[Param] = (),
+        tags: Sequence[RunTag] = (),
+        synchronous: bool = True,
+    ) -> None:
         if synchronous:
             self.store.log_batch(run_id, list(metrics), list(params), list(tags))
             return
@@ -216,35 +240,41 @@ class SlipwayClient:
         out: list[Metric] = []
         token: str | None = None
         while True:
-            page = self.store.get_metric_history(run_id, key, max_results=25_000,
-                                                 page_token=token)
+            page = self.store.get_metric_history(run_id, key, max_results=25_000, page_token=token)
             out.extend(page)
             token = page.token
             if not token:
                 return out
 
     def get_metric_history_bulk_interval(
-        self, run_ids: Sequence[str], key: str, max_results: int = 320,
-        start_step: int | None = None, end_step: int | None = None,
+        self,
+        run_ids: Sequence[str],
+        key: str,
+        max_results: int = 320,
+        start_step: int | None = None,
+        end_step: int | None = None,
     ) -> list[MetricWithRunId]:
         self._flush_quietly()
-        return self.store.get_metric_history_bulk_interval(run_ids, key, max_results,
-                                                           start_step, end_step)
+        return self.store.get_metric_history_bulk_interval(
+            run_ids, key, max_results, start_step, end_step
+        )
 
     # -- artifacts -------------------------------------------------------------------------
 
     def artifact_repository(self, run_id: str) -> ArtifactRepository:
         return get_artifact_repository(self.store.get_run(run_id).info.artifact_uri)
 
-    def log_artifact(self, run_id: str, local_path: str | os.PathLike[str],
-                     artifact_path: str | None = None) -> None:
+    def log_artifact(
+        self, run_id: str, local_path: str | os.PathLike[str], artifact_path: str | None = None
+    ) -> None:
         path = Path(local_path)
         if not path.is_file():
             raise InvalidParameterValue(f"Cannot log artifact {str(path)!r}: no such file")
         self.artifact_repository(run_id).log_artifact(path, artifact_path)
 
-    def log_artifacts(self, run_id: str, local_dir: str | os.PathLike[str],
-                      artifact_path: str | None = None) -> None:
+    def log_artifacts(
+        self, run_id: str, local_dir: str | os.PathLike[str], artifact_path: str | None = None
+    ) -> None:
         path = Path(local_dir)
         if not path.is_dir():
             raise InvalidParameterValue(f"Cannot log artifacts from {str(path)!r}: no such folder")
@@ -285,15 +315,21 @@ class SlipwayClient:
     def list_artifacts(self, run_id: str, path: str | None = None) -> list[FileInfo]:
         return list(self.artifact_repository(run_id).list_artifacts(path))
 
-    def download_artifacts(self, run_id: str, path: str = "",
-                           dst_path: str | os.PathLike[str] | None = None) -> Path:
+    def download_artifacts(
+        self, run_id: str, path: str = "", dst_path: str | os.PathLike[str] | None = None
+    ) -> Path:
         return self.artifact_repository(run_id).download_artifacts(path, dst_path)
 
 
-def make_metric(key: str, value: Any, timestamp: int | None = None,
-                step: int | None = None) -> Metric:
+def make_metric(
+    key: str, value: Any, timestamp: int | None = None, step: int | None = None
+) -> Metric:
     """A validated :class:`Metric`; the timestamp defaults to now and the step to 0."""
     v.validate_key(key, "Metric")
-    metric = Metric(key, v.coerce_metric_value(key, value),
-                    now_ms() if timestamp is None else timestamp, 0 if step is None else step)
+    metric = Metric(
+        key,
+        v.coerce_metric_value(key, value),
+        now_ms() if timestamp is None else timestamp,
+        0 if step is None else step,
+    )
     return v.validate_metric(metric)

@@ -67,8 +67,10 @@ def _describe(data: Any) -> tuple[str, dict[str, Any], dict[str, Any]]:
         else:
             h.update(np.ascontiguousarray(data).tobytes())
         schema = {"tensor": {"dtype": str(data.dtype), "shape": [-1, *data.shape[1:]]}}
-        profile = {"num_rows": int(data.shape[0]) if data.ndim else 1,
-                   "num_elements": int(data.size)}
+        profile = {
+            "num_rows": int(data.shape[0]) if data.ndim else 1,
+            "num_elements": int(data.size),
+        }
     else:
         raise InvalidParameterValue(
             f"Cannot log a {type(data).__name__} as a dataset: pass a pandas DataFrame or "

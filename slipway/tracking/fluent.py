@@ -47,8 +47,12 @@ class ActiveRun(Run):
     def __enter__(self) -> ActiveRun:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if exc_type is None:
             status = RunStatus.FINISHED
         elif issubclass(exc_type, KeyboardInterrupt):
@@ -117,8 +121,9 @@ def _synchronous(explicit: bool | None) -> bool:
 # -- experiments ---------------------------------------------------------------------------
 
 
-def set_experiment(experiment_name: str | None = None,
-                   experiment_id: str | None = None) -> Experiment:
+def set_experiment(
+    experiment_name: str | None = None, experiment_id: str | None = None
+) -> Experiment:
     """Make an experiment active, creating it by name if it does not exist."""
     global _experiment_id
     if (experiment_name is None) == (experiment_id is None):
@@ -203,8 +208,9 @@ def start_run(
         if description:
             run_tags["mlflow.note.content"] = description
         exp_id = str(experiment_id) if experiment_id is not None else _current_experiment_id()
-        run = client.create_run(exp_id, tags=run_tags, run_name=run_name,
-                                user_id=run_tags.get("mlflow.user"))
+        run = client.create_run(
+            exp_id, tags=run_tags, run_name=run_name, user_id=run_tags.get("mlflow.user")
+        )
     active = ActiveRun(run)
     stack.append(active)
     if log_system_metrics:
@@ -289,8 +295,9 @@ def log_param(key: str, value: Any, synchronous: bool | None = None) -> Any:
     return value
 
 
-def log_params(params: dict[str, Any], synchronous: bool | None = None,
-               run_id: str | None = None) -> None:
+def log_params(
+    params: dict[str, Any], synchronous: bool | None = None, run_id: str | None = None
+) -> None:
     if not isinstance(params, dict):
         raise InvalidParameterValue(f"log_params expects a dict, got {type(params).__name__}")
     items = [v.validate_param(Param(k, _param_str(k, val))) for k, val in params.items()]
@@ -302,15 +309,25 @@ def _param_str(key: object, value: Any) -> str:
     return value if isinstance(value, str) else str(value)
 
 
-def log_metric(key: str, value: float, step: int | None = None, timestamp: int | None = None,
-               synchronous: bool | None = None, run_id: str | None = None) -> None:
+def log_metric(
+    key: str,
+    value: float,
+    step: int | None = None,
+    timestamp: int | None = None,
+    synchronous: bool | None = None,
+    run_id: str | None = None,
+) -> None:
     """Log one metric point (NaN and infinities accepted; step 0 when not given)."""
     _write(run_id, metrics=[make_metric(key, value, timestamp, step)], synchronous=synchronous)
 
 
-def log_metrics(metrics: dict[str, float], step: int | None = None,
-                timestamp: int | None = None, synchronous: bool | None = None,
-                run_id: str | None = None) -> None:
+def log_metrics(
+    metrics: dict[str, float],
+    step: int | None = None,
+    timestamp: int | None = None,
+    synchronous: bool | None = None,
+    run_id: str | None = None,
+) -> None:
     if not isinstance(metrics, dict):
         raise InvalidParameterValue(f"log_metrics expects a dict, got {type(metrics).__name__}")
     items = [make_metric(k, val, timestamp, step) for k, val in metrics.items()]
@@ -321,12 +338,15 @@ def set_tag(key: str, value: Any, synchronous: bool | None = None) -> None:
     set_tags({key: value}, synchronous=synchronous)
 
 
-def set_tags(tags: dict[str, Any], synchronous: bool | None = None,
-             run_id: str | None = None) -> None:
+def set_tags(
+    tags: dict[str, Any], synchronous: bool | None = None, run_id: str | None = None
+) -> None:
     if not isinstance(tags, dict):
         raise InvalidParameterValue(f"set_tags expects a dict, got {type(tags).__name__}")
-    items = [v.validate_tag(RunTag(k, val if isinstance(val, str) else str(val)))
-             for k, val in tags.items()]
+    items = [
+        v.validate_tag(RunTag(k, val if isinstance(val, str) else str(val)))
+        for k, val in tags.items()
+    ]
     _write(run_id, tags=items, synchronous=synchronous)
 
 
@@ -334,14 +354,19 @@ def delete_tag(key: str) -> None:
     get_client().delete_tag(_run_id(None), key)
 
 
-def _write(run_id: str | None, metrics: Sequence[Any] = (), params: Sequence[Param] = (),
-           tags: Sequence[RunTag] = (), synchronous: bool | None = None) -> None:
+def _write(
+    run_id: str | None,
+    metrics: Sequence[Any] = (),
+    params: Sequence[Param] = (),
+    tags: Sequence[RunTag] = (),
+    synchronous: bool | None = None,
+) -> None:
     run_id = _run_id(run_id)
     client = get_client()
     if _synchronous(synchronous):
         client.flush()  # keep the order with anything logged asynchronously before
         for start in range(0, max(len(metrics), 1), v.MAX_METRICS_PER_BATCH):
-            chunk = list(metrics[start:start + v.MAX_METRICS_PER_BATCH])
+            chunk = list(metrics[start : start + v.MAX_METRICS_PER_BATCH])
             first = start == 0
             client.store.log_batch(run_id, chunk, params if first else (), tags if first else ())
         return
@@ -384,8 +409,13 @@ def get_artifact_uri(artifact_path: str | None = None) -> str:
     return join_uri(uri, safe_relative_path(artifact_path)) if artifact_path else uri
 
 
-def log_input(dataset: Any, name: str | None = None, context: str | None = None,
-              source: str | None = None, tags: dict[str, str] | None = None) -> None:
+def log_input(
+    dataset: Any,
+    name: str | None = None,
+    context: str | None = None,
+    source: str | None = None,
+    tags: dict[str, str] | None = None,
+) -> None:
     """Record a dataset used by the active run; its digest is computed from the content."""
     item = dataset_from(dataset, name=name, source=source, context=context, tags=tags)
     get_client().log_inputs(_run_id(None), [item])
@@ -396,17 +426,24 @@ def log_input(dataset: Any, name: str | None = None, context: str | None = None,
 
 @overload
 def search_runs(
-    experiments: Sequence[str] | str | None = ..., filter_string: str | None = ...,
-    order_by: Sequence[str] | None = ..., max_results: int = ...,
-    run_view_type: ViewType | str | int = ..., output_format: Literal["list"] = ...,
+    experiments: Sequence[str] | str | None = ...,
+    filter_string: str | None = ...,
+    order_by: Sequence[str] | None = ...,
+    max_results: int = ...,
+    run_view_type: ViewType | str | int = ...,
+    output_format: Literal["list"] = ...,
 ) -> list[Run]: ...
 
 
 @overload
 def search_runs(
-    experiments: Sequence[str] | str | None = ..., filter_string: str | None = ...,
-    order_by: Sequence[str] | None = ..., max_results: int = ...,
-    run_view_type: ViewType | str | int = ..., *, output_format: Literal["pandas"],
+    experiments: Sequence[str] | str | None = ...,
+    filter_string: str | None = ...,
+    order_by: Sequence[str] | None = ...,
+    max_results: int = ...,
+    run_view_type: ViewType | str | int = ...,
+    *,
+    output_format: Literal["pandas"],
 ) -> Any: ...
 
 
@@ -426,9 +463,14 @@ def search_runs(
     runs: list[Run] = []
     token: str | None = None
     while len(runs) < max_results:
-        page = client.search_runs(ids, filter_string, run_view_type,
-                                  min(v.MAX_SEARCH_RESULTS, max_results - len(runs)),
-                                  order_by, token)
+        page = client.search_runs(
+            ids,
+            filter_string,
+            run_view_type,
+            min(v.MAX_SEARCH_RESULTS, max_results - len(runs)),
+            order_by,
+            token,
+        )
         runs.extend(page)
         token = page.token
         if not token:
@@ -436,13 +478,15 @@ def search_runs(
     if output_format == "pandas":
         return runs_to_dataframe(runs)
     if output_format != "list":
-        raise InvalidParameterValue(f"output_format must be 'list' or 'pandas', "
-                                    f"got {output_format!r}")
+        raise InvalidParameterValue(
+            f"output_format must be 'list' or 'pandas', got {output_format!r}"
+        )
     return runs
 
 
-def resolve_experiment_ids(client: SlipwayClient,
-                           experiments: Sequence[str] | str | None) -> list[str]:
+def resolve_experiment_ids(
+    client: SlipwayClient, experiments: Sequence[str] | str | None
+) -> list[str]:
     """Experiment names or ids to ids; a name wins over an id that looks the same."""
     if experiments is None:
         return [_current_experiment_id()]
@@ -466,14 +510,22 @@ def runs_to_dataframe(runs: Sequence[Run]) -> Any:
     rows = []
     for run in runs:
         row: dict[str, Any] = {
-            "run_id": run.info.run_id, "run_name": run.info.run_name,
-            "experiment_id": run.info.experiment_id, "status": str(run.info.status),
+            "run_id": run.info.run_id,
+            "run_name": run.info.run_name,
+            "experiment_id": run.info.experiment_id,
+            "status": str(run.info.status),
             "artifact_uri": run.info.artifact_uri,
-            "start_time": pd.to_datetime(run.info.start_time, unit="ms", utc=True),
-            "end_time": pd.to_datetime(run.info.end_time, unit="ms", utc=True),
+            "start_time": _timestamp(run.info.start_time),
+            "end_time": _timestamp(run.info.end_time),
         }
         row.update({f"metrics.{k}": val for k, val in run.data.metrics.items()})
         row.update({f"params.{k}": val for k, val in run.data.params.items()})
         row.update({f"tags.{k}": val for k, val in run.data.tags.items()})
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _timestamp(ms: int | None) -> Any:
+    import pandas as pd
+
+    return pd.NaT if ms is None else pd.Timestamp(ms, unit="ms", tz="UTC")

@@ -24,14 +24,27 @@ Kind = Literal["metric", "param", "tag", "attribute", "dataset"]
 Value = float | str | tuple[str, ...]
 
 _PREFIXES: dict[str, Kind] = {
-    "metric": "metric", "metrics": "metric",
-    "param": "param", "params": "param", "parameter": "param", "parameters": "param",
-    "tag": "tag", "tags": "tag",
-    "attribute": "attribute", "attributes": "attribute", "attr": "attribute", "run": "attribute",
-    "dataset": "dataset", "datasets": "dataset",
+    "metric": "metric",
+    "metrics": "metric",
+    "param": "param",
+    "params": "param",
+    "parameter": "param",
+    "parameters": "param",
+    "tag": "tag",
+    "tags": "tag",
+    "attribute": "attribute",
+    "attributes": "attribute",
+    "attr": "attribute",
+    "run": "attribute",
+    "dataset": "dataset",
+    "datasets": "dataset",
 }
-_ATTRIBUTE_ALIASES = {"created": "start_time", "run name": "run_name", "run_id": "run_id",
-                      "run_uuid": "run_id"}
+_ATTRIBUTE_ALIASES = {
+    "created": "start_time",
+    "run name": "run_name",
+    "run_id": "run_id",
+    "run_uuid": "run_id",
+}
 RUN_NUMERIC_ATTRIBUTES = frozenset({"start_time", "end_time"})
 RUN_STRING_ATTRIBUTES = frozenset(
     {"run_id", "run_name", "status", "user_id", "artifact_uri", "experiment_id", "lifecycle_stage"}
@@ -177,8 +190,9 @@ class _Parser:
             while True:
                 item = self.take("a quoted string in the list")
                 if item.type not in ("squote", "dquote"):
-                    raise self.error(f"expected a quoted string in the list, got {item.text!r}",
-                                     item)
+                    raise self.error(
+                        f"expected a quoted string in the list, got {item.text!r}", item
+                    )
                 items.append(_unquote(item))
                 sep = self.take("',' or ')'")
                 if sep.type == "rparen":
@@ -236,40 +250,49 @@ def _kind_of(parser: _Parser, prefix: str | None, token: _Token) -> Kind:
 
 
 def _check_run_clause(
-    parser: _Parser, kind: Kind, key: str, key_tok: _Token, op: str, op_tok: _Token,
-    value: Value, val_tok: _Token,
+    parser: _Parser,
+    kind: Kind,
+    key: str,
+    key_tok: _Token,
+    op: str,
+    op_tok: _Token,
+    value: Value,
+    val_tok: _Token,
 ) -> Comparison:
     if kind == "metric":
         _check_op(parser, op, NUMERIC_OPS, "metrics", op_tok)
         if not isinstance(value, float):
-            raise parser.error(f"expected a numeric value for metric {key!r}, got {val_tok.text!r}",
-                               val_tok)
+            raise parser.error(
+                f"expected a numeric value for metric {key!r}, got {val_tok.text!r}", val_tok
+            )
     elif kind in ("param", "tag"):
         _check_op(parser, op, STRING_OPS | SET_OPS, f"{kind}s", op_tok)
         _check_string_value(parser, kind, key, value, val_tok)
     elif kind == "dataset":
         if key not in DATASET_KEYS:
-            raise parser.error(f"invalid dataset attribute {key!r}; expected name, digest or "
-                               "context", key_tok)
+            raise parser.error(
+                f"invalid dataset attribute {key!r}; expected name, digest or context", key_tok
+            )
         _check_op(parser, op, STRING_OPS | SET_OPS, "datasets", op_tok)
         _check_string_value(parser, kind, key, value, val_tok)
     elif key in RUN_NUMERIC_ATTRIBUTES:
         _check_op(parser, op, NUMERIC_OPS, f"attribute {key}", op_tok)
         if not isinstance(value, float):
-            raise parser.error(f"expected a numeric value for attribute {key!r}, "
-                               f"got {val_tok.text!r}", val_tok)
+            raise parser.error(
+                f"expected a numeric value for attribute {key!r}, got {val_tok.text!r}", val_tok
+            )
     elif key in RUN_STRING_ATTRIBUTES:
         _check_op(parser, op, STRING_OPS | SET_OPS, f"attribute {key}", op_tok)
         _check_string_value(parser, kind, key, value, val_tok)
     else:
         valid = sorted(RUN_NUMERIC_ATTRIBUTES | RUN_STRING_ATTRIBUTES)
-        raise parser.error(f"invalid attribute key {key!r}; valid keys are {', '.join(valid)}",
-                           key_tok)
+        raise parser.error(
+            f"invalid attribute key {key!r}; valid keys are {', '.join(valid)}", key_tok
+        )
     return Comparison(kind, key, op, value)
 
 
-def _check_op(parser: _Parser, op: str, allowed: frozenset[str], what: str,
-              token: _Token) -> None:
+def _check_op(parser: _Parser, op: str, allowed: frozenset[str], what: str, token: _Token) -> None:
     if op not in allowed:
         raise parser.error(
             f"operator {op!r} is not allowed for {what}; use one of {', '.join(sorted(allowed))}",
@@ -277,8 +300,7 @@ def _check_op(parser: _Parser, op: str, allowed: frozenset[str], what: str,
         )
 
 
-def _check_string_value(parser: _Parser, kind: str, key: str, value: Value,
-                        token: _Token) -> None:
+def _check_string_value(parser: _Parser, kind: str, key: str, value: Value, token: _Token) -> None:
     if isinstance(value, float):
         raise parser.error(
             f"expected a quoted string value for {kind} {key!r}, got {token.text!r}", token
@@ -364,8 +386,9 @@ def decode_page_token(token: str | None) -> int:
         payload = json.loads(base64.urlsafe_b64decode(token.encode()))
         offset = payload["offset"]
     except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-        raise InvalidParameterValue(f"Invalid page token {token!r}: it could not be decoded") \
-            from exc
+        raise InvalidParameterValue(
+            f"Invalid page token {token!r}: it could not be decoded"
+        ) from exc
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
         raise InvalidParameterValue(f"Invalid page token {token!r}: bad offset")
     return offset

@@ -59,8 +59,9 @@ class SystemMetricsMonitor:
         self._emit = emit
         self._interval = interval
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="slipway-system-metrics",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop, name="slipway-system-metrics", daemon=True
+        )
 
     def start(self) -> SystemMetricsMonitor:
         psutil.cpu_percent(interval=None)  # primes the CPU counter

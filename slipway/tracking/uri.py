@@ -68,14 +68,16 @@ def resolve(uri: str) -> tuple[str, str]:
         root = str(Path(DEFAULT_DIR, "artifacts").absolute())
         return uri, os.environ.get(ARTIFACT_ROOT_ENV) or root
     if scheme == "file":
-        uri = uri[len("file://"):]
+        uri = uri[len("file://") :]
     elif scheme:
         raise InvalidParameterValue(
             f"Unsupported tracking URI {uri!r}: use a folder, sqlite:///, postgresql:// or mysql://"
         )
     folder = Path(uri).expanduser().absolute()
-    return (f"sqlite:///{folder / DB_FILE}",
-            os.environ.get(ARTIFACT_ROOT_ENV) or str(folder / "artifacts"))
+    return (
+        f"sqlite:///{folder / DB_FILE}",
+        os.environ.get(ARTIFACT_ROOT_ENV) or str(folder / "artifacts"),
+    )
 
 
 def get_store(uri: str | None = None) -> AbstractTrackingStore:

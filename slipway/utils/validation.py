@@ -69,24 +69,27 @@ def validate_key(key: object, kind: str) -> str:
 
 def validate_metric(metric: Metric) -> Metric:
     validate_key(metric.key, "Metric")
-    value = metric.value
+    # Typed fields, but values arrive from user code at run time: check them as objects.
+    value: object = metric.value
+    timestamp: object = metric.timestamp
+    step: object = metric.step
     if isinstance(value, bool) or not isinstance(value, numbers.Number):
         raise InvalidParameterValue(
             f"Got invalid value {value!r} for metric '{metric.key}' (timestamp={metric.timestamp})."
             " Please specify value as a valid double (64-bit floating point)"
         )
     if (
-        isinstance(metric.timestamp, bool)
-        or not isinstance(metric.timestamp, numbers.Integral)
-        or metric.timestamp < 0
+        isinstance(timestamp, bool)
+        or not isinstance(timestamp, numbers.Integral)
+        or int(timestamp) < 0
     ):
         raise InvalidParameterValue(
-            f"Got invalid timestamp {metric.timestamp!r} for metric '{metric.key}' "
+            f"Got invalid timestamp {timestamp!r} for metric '{metric.key}' "
             f"(value={value}). Timestamp must be a non-negative long (64-bit integer)"
         )
-    if isinstance(metric.step, bool) or not isinstance(metric.step, numbers.Integral):
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
         raise InvalidParameterValue(
-            f"Got invalid step {metric.step!r} for metric '{metric.key}' (value={value}). "
+            f"Got invalid step {step!r} for metric '{metric.key}' (value={value}). "
             "Step must be a valid long (64-bit integer)."
         )
     return metric
@@ -173,9 +176,7 @@ def validate_batch(
 
 def validate_experiment_name(name: object) -> str:
     if not isinstance(name, str):
-        raise InvalidParameterValue(
-            f"Invalid experiment name: {name!r}. Expects a string."
-        )
+        raise InvalidParameterValue(f"Invalid experiment name: {name!r}. Expects a string.")
     if not name.strip():
         raise InvalidParameterValue("Invalid experiment name: ''. Must not be empty")
     if len(name) > MAX_EXPERIMENT_NAME_LENGTH:

@@ -32,9 +32,9 @@ def layout(tmp_path: Path) -> tuple[Path, LocalArtifactRepository]:
     return outer, LocalArtifactRepository(str(outer / "root"))
 
 
-def every_operation(repo: LocalArtifactRepository, path: str, src: Path, dst: Path) -> dict[
-    str, Callable[[], object]
-]:
+def every_operation(
+    repo: LocalArtifactRepository, path: str, src: Path, dst: Path
+) -> dict[str, Callable[[], object]]:
     return {
         "log_artifact": lambda: repo.log_artifact(src / "a.txt", path),
         "log_artifacts": lambda: repo.log_artifacts(src, path),
@@ -51,7 +51,7 @@ def every_operation(repo: LocalArtifactRepository, path: str, src: Path, dst: Pa
 def test_attacks_touch_nothing_outside_the_root(
     layout: tuple[Path, LocalArtifactRepository], tmp_path: Path, path: str
 ) -> None:
-    outer, repo = layout
+    _, repo = layout
     src = make_tree(tmp_path / "src", {"a.txt": b"a"})
     before = snapshot(tmp_path)
     for name, operation in every_operation(repo, path, src, tmp_path / "dst").items():
@@ -176,9 +176,7 @@ def test_file_uri_roots(tmp_path: Path) -> None:
     assert (tmp_path / "with space" / "f.txt").read_bytes() == b"x"
 
 
-def test_relative_roots_are_made_absolute(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_relative_roots_are_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     repo = LocalArtifactRepository("mlruns/0")
     assert repo.root == tmp_path / "mlruns" / "0"
@@ -209,4 +207,7 @@ def test_unknown_schemes_are_named(uri: str) -> None:
 
 
 def test_repr_names_the_root(tmp_path: Path) -> None:
-    assert repr(LocalArtifactRepository(str(tmp_path))) == f"LocalArtifactRepository({str(tmp_path)!r})"
+    assert (
+        repr(LocalArtifactRepository(str(tmp_path)))
+        == f"LocalArtifactRepository({str(tmp_path)!r})"
+    )

@@ -46,8 +46,9 @@ def test_bucket_root_without_prefix(s3_bucket: str, tmp_path: Path, s3_client: A
     assert keys(s3_client, s3_bucket) == []
 
 
-def test_large_file_goes_up_and_down_in_parts(repo: S3ArtifactRepository, tmp_path: Path,
-                                               s3_client: Any, s3_bucket: str) -> None:
+def test_large_file_goes_up_and_down_in_parts(
+    repo: S3ArtifactRepository, tmp_path: Path, s3_client: Any, s3_bucket: str
+) -> None:
     big = tmp_path / "src" / "big.bin"
     big.parent.mkdir()
     data = os.urandom(20 * 1024 * 1024)
@@ -65,24 +66,26 @@ def test_large_file_goes_up_and_down_in_parts(repo: S3ArtifactRepository, tmp_pa
     assert first == data[:1024]
 
 
-def test_listing_paginates_over_s3_pages(
-    repo: S3ArtifactRepository, s3_client: Any, s3_bucket: str
+def test_listing_follows_s3_continuation_tokens(
+    repo: S3ArtifactRepository, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for index in range(1005):
-        if index % 100 == 0 or index > 995:
-            repo.log_bytes(b"x", f"wide/f{index:04d}")
+    names = [f"wide/f{index}.txt" for index in range(8)] + ["wide/d1/x", "wide/d2/y"]
+    for name in names:
+        repo.log_bytes(b"x", name)
     calls: list[dict[str, Any]] = []
-    s3_client_list = repo.client.list_objects_v2
+    list_objects_v2 = repo.client.list_objects_v2
 
-    def spy(**kwargs: Any) -> Any:
+    def small_pages(**kwargs: Any) -> Any:
         calls.append(kwargs)
-        return s3_client_list(**{**kwargs, "MaxKeys": 3})
+        return list_objects_v2(**{**kwargs, "MaxKeys": 3})
 
-    repo.client.list_objects_v2 = spy
-    paginator_calls = repo.list_artifacts("wide")
-    assert [info.path for info in paginator_calls] == sorted(
-        f"wide/f{index:04d}" for index in range(1005) if index % 100 == 0 or index > 995
+    monkeypatch.setattr(repo.client, "list_objects_v2", small_pages)
+    listing = repo.list_artifacts("wide")
+    assert [info.path for info in listing] == sorted(
+        [f"wide/f{index}.txt" for index in range(8)] + ["wide/d1", "wide/d2"]
     )
+    assert len(calls) == 4
+    assert all(call["Delimiter"] == "/" and call["Prefix"] == f"{PREFIX}/wide/" for call in calls)
 
 
 def test_directory_markers_and_unsafe_names_are_skipped(
@@ -141,8 +144,9 @@ def test_missing_bucket(s3_endpoint: str, tmp_path: Path) -> None:
         repo.open_artifact("a.txt")
 
 
-def test_endpoint_variables(monkeypatch: pytest.MonkeyPatch, s3_endpoint: str,
-                            s3_bucket: str) -> None:
+def test_endpoint_variables(
+    monkeypatch: pytest.MonkeyPatch, s3_endpoint: str, s3_bucket: str
+) -> None:
     monkeypatch.delenv("SLIPWAY_S3_ENDPOINT_URL")
     monkeypatch.setenv("MLFLOW_S3_ENDPOINT_URL", s3_endpoint)
     S3ArtifactRepository(f"s3://{s3_bucket}").log_bytes(b"x", "via-mlflow-variable.txt")

@@ -65,8 +65,9 @@ def load_runs(conn: Connection, run_ids: Sequence[str]) -> list[Run]:
     found: dict[str, Run] = {}
     for part in chunks(run_ids):
         for row in conn.execute(select(runs).where(runs.c.run_uuid.in_(part))):
-            found[row.run_uuid] = Run(info=run_info_from_row(row), data=RunData(),
-                                      inputs=RunInputs())
+            found[row.run_uuid] = Run(
+                info=run_info_from_row(row), data=RunData(), inputs=RunInputs()
+            )
         for row in conn.execute(
             select(latest).where(latest.c.run_uuid.in_(part)).order_by(latest.c.key)
         ):
@@ -75,8 +76,7 @@ def load_runs(conn: Connection, run_ids: Sequence[str]) -> list[Run]:
             )
         for table, attr in ((params, "params"), (tags, "tags")):
             query = select(table.c.run_uuid, table.c.key, table.c.value)
-            for row in conn.execute(query.where(table.c.run_uuid.in_(part))
-                                    .order_by(table.c.key)):
+            for row in conn.execute(query.where(table.c.run_uuid.in_(part)).order_by(table.c.key)):
                 getattr(found[row.run_uuid].data, attr)[row.key] = row.value
         _load_inputs(conn, part, found)
     return [found[run_id] for run_id in run_ids if run_id in found]
@@ -92,12 +92,14 @@ def _load_inputs(conn: Connection, run_ids: Sequence[str], found: dict[str, Run]
     if not rows:
         return
     input_tag_rows: dict[tuple[str, str], list[InputTag]] = defaultdict(list)
-    for row in conn.execute(select(input_tags).where(input_tags.c.run_uuid.in_(run_ids))
-                            .order_by(input_tags.c.key)):
+    for row in conn.execute(
+        select(input_tags).where(input_tags.c.run_uuid.in_(run_ids)).order_by(input_tags.c.key)
+    ):
         input_tag_rows[(row.run_uuid, row.dataset_uuid)].append(InputTag(row.key, row.value))
     for row in rows:
-        dataset = Dataset(row.name, row.digest, row.source_type, row.source, row.schema,
-                          row.profile)
+        dataset = Dataset(
+            row.name, row.digest, row.source_type, row.source, row.schema, row.profile
+        )
         tags_ = tuple(input_tag_rows.get((row.run_uuid, row.dataset_uuid), ()))
         found[row.run_uuid].inputs.dataset_inputs.append(DatasetInput(dataset, tags_))
 
@@ -105,8 +107,7 @@ def _load_inputs(conn: Connection, run_ids: Sequence[str], found: dict[str, Run]
 def load_experiments(conn: Connection, experiment_ids: Sequence[int]) -> list[Experiment]:
     found: dict[int, Experiment] = {}
     for part in chunks(experiment_ids):
-        for row in conn.execute(select(experiments)
-                                .where(experiments.c.experiment_id.in_(part))):
+        for row in conn.execute(select(experiments).where(experiments.c.experiment_id.in_(part))):
             found[row.experiment_id] = Experiment(
                 experiment_id=str(row.experiment_id),
                 name=row.name,
@@ -115,8 +116,10 @@ def load_experiments(conn: Connection, experiment_ids: Sequence[int]) -> list[Ex
                 creation_time=row.creation_time,
                 last_update_time=row.last_update_time,
             )
-        for row in conn.execute(select(experiment_tags)
-                                .where(experiment_tags.c.experiment_id.in_(part))
-                                .order_by(experiment_tags.c.key)):
+        for row in conn.execute(
+            select(experiment_tags)
+            .where(experiment_tags.c.experiment_id.in_(part))
+            .order_by(experiment_tags.c.key)
+        ):
             found[row.experiment_id].tags[row.key] = row.value
     return [found[i] for i in experiment_ids if i in found]

@@ -123,8 +123,7 @@ class SqlLatestMetric(Base):
 class SqlDataset(Base):
     __tablename__ = "datasets"
     __table_args__ = (
-        Index("ix_datasets_experiment_name_digest", "experiment_id", "name", "digest",
-              unique=True),
+        Index("ix_datasets_experiment_name_digest", "experiment_id", "name", "digest", unique=True),
     )
 
     dataset_uuid: Mapped[str] = mapped_column(String(36), primary_key=True)

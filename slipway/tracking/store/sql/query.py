@@ -7,11 +7,12 @@ indexed table, so the database does the filtering; attributes compare columns of
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
     Select,
+    Table,
     and_,
     case,
     false,
@@ -36,16 +37,16 @@ from slipway.tracking.store.sql.models import (
     SqlTag,
 )
 
-runs = SqlRun.__table__
-latest = SqlLatestMetric.__table__
-metrics = SqlMetric.__table__
-params = SqlParam.__table__
-tags = SqlTag.__table__
-datasets = SqlDataset.__table__
-dataset_inputs = SqlDatasetInput.__table__
-input_tags = SqlInputTag.__table__
-experiments = SqlExperiment.__table__
-experiment_tags = SqlExperimentTag.__table__
+runs = cast(Table, SqlRun.__table__)
+latest = cast(Table, SqlLatestMetric.__table__)
+metrics = cast(Table, SqlMetric.__table__)
+params = cast(Table, SqlParam.__table__)
+tags = cast(Table, SqlTag.__table__)
+datasets = cast(Table, SqlDataset.__table__)
+dataset_inputs = cast(Table, SqlDatasetInput.__table__)
+input_tags = cast(Table, SqlInputTag.__table__)
+experiments = cast(Table, SqlExperiment.__table__)
+experiment_tags = cast(Table, SqlExperimentTag.__table__)
 
 RUN_ATTRIBUTE_COLUMNS: dict[str, Any] = {
     "run_id": runs.c.run_uuid,
@@ -94,7 +95,8 @@ def compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
 def run_filter_clause(cmp: Comparison) -> ColumnElement[bool]:
     if cmp.kind == "metric":
         sub = select(latest.c.run_uuid).where(
-            latest.c.key == cmp.key, latest.c.is_nan == false(),
+            latest.c.key == cmp.key,
+            latest.c.is_nan == false(),
             compare(latest.c.value, cmp.op, cmp.value),
         )
         return runs.c.run_uuid.in_(sub)
@@ -109,7 +111,7 @@ def run_filter_clause(cmp: Comparison) -> ColumnElement[bool]:
     column = RUN_ATTRIBUTE_COLUMNS[cmp.key]
     value: Any = cmp.value
     if cmp.key in ("start_time", "end_time"):
-        value = int(value)  # type: ignore[arg-type]
+        value = int(value)
     elif cmp.key == "experiment_id":
         value = _experiment_id_values(value)
     return compare(column, cmp.op, value)
@@ -170,7 +172,7 @@ def experiment_filter_clause(cmp: Comparison) -> ColumnElement[bool]:
         return experiments.c.experiment_id.in_(sub)
     value: Any = cmp.value
     if cmp.key in ("creation_time", "last_update_time"):
-        value = int(value)  # type: ignore[arg-type]
+        value = int(value)
     return compare(EXPERIMENT_COLUMNS[cmp.key], cmp.op, value)
 
 

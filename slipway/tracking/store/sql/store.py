@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import uuid
@@ -16,7 +17,6 @@ from slipway.entities import (
     DatasetInput,
     Experiment,
     ExperimentTag,
-    LifecycleStage,
     Metric,
     MetricWithRunId,
     PagedList,
@@ -37,6 +37,7 @@ from slipway.exceptions import (
 from slipway.tracking import search
 from slipway.tracking.store.base import SEARCH_MAX_RESULTS_DEFAULT, AbstractTrackingStore
 from slipway.tracking.store.sql import engine as sql_engine
+from slipway.tracking.store.sql import query as q
 from slipway.tracking.store.sql.loading import (
     chunks,
     load_experiments,
@@ -44,7 +45,6 @@ from slipway.tracking.store.sql.loading import (
     metric_value,
     run_info_from_row,
 )
-from slipway.tracking.store.sql import query as q
 from slipway.tracking.store.sql.query import (
     apply_experiment_order,
     apply_run_order,
@@ -98,22 +98,32 @@ class SqlTrackingStore(AbstractTrackingStore):
 
     def _ensure_default_experiment(self) -> None:
         with self._read() as conn:
-            if conn.execute(select(q.experiments.c.experiment_id)
-                            .where(q.experiments.c.experiment_id == 0)).first():
+            if conn.execute(
+                select(q.experiments.c.experiment_id).where(q.experiments.c.experiment_id == 0)
+            ).first():
                 return
 
         def work(conn: Connection) -> None:
             now = _now_ms()
-            upsert(conn, q.experiments, [{
-                "experiment_id": 0, "name": Experiment.DEFAULT_EXPERIMENT_NAME,
-                "artifact_location": join_uri(self.default_artifact_root, "0"),
-                "lifecycle_stage": "active", "creation_time": now, "last_update_time": now,
-            }], keys=["experiment_id"])
+            upsert(
+                conn,
+                q.experiments,
+                [
+                    {
+                        "experiment_id": 0,
+                        "name": Experiment.DEFAULT_EXPERIMENT_NAME,
+                        "artifact_location": join_uri(self.default_artifact_root, "0"),
+                        "lifecycle_stage": "active",
+                        "creation_time": now,
+                        "last_update_time": now,
+                    }
+                ],
+                keys=["experiment_id"],
+            )
 
-        try:
+        # IntegrityError: the name "Default" raced in from another process.
+        with contextlib.suppress(IntegrityError):
             self._write(work)
-        except IntegrityError:  # the name "Default" raced in from another process
-            pass
 
     # -- experiments ---------------------------------------------------------------------
 
@@ -134,25 +144,37 @@ class SqlTrackingStore(AbstractTrackingStore):
             v.validate_experiment_tag_value(tag.key, tag.value)
 
         def work(conn: Connection) -> str:
-            if conn.execute(select(q.experiments.c.experiment_id)
-                            .where(q.experiments.c.name == name)).first():
+            if conn.execute(
+                select(q.experiments.c.experiment_id).where(q.experiments.c.name == name)
+            ).first():
                 raise ResourceAlreadyExists(f"Experiment '{name}' already exists.")
             now = _now_ms()
-            result = conn.execute(insert(q.experiments).values(
-                name=name, artifact_location=artifact_location or "", lifecycle_stage="active",
-                creation_time=now, last_update_time=now,
-            ))
+            result = conn.execute(
+                insert(q.experiments).values(
+                    name=name,
+                    artifact_location=artifact_location or "",
+                    lifecycle_stage="active",
+                    creation_time=now,
+                    last_update_time=now,
+                )
+            )
             experiment_id = result.inserted_primary_key[0]  # type: ignore[index]
             if not artifact_location:
-                conn.execute(update(q.experiments)
-                             .where(q.experiments.c.experiment_id == experiment_id)
-                             .values(artifact_location=join_uri(self.default_artifact_root,
-                                                                str(experiment_id))))
+                conn.execute(
+                    update(q.experiments)
+                    .where(q.experiments.c.experiment_id == experiment_id)
+                    .values(
+                        artifact_location=join_uri(self.default_artifact_root, str(experiment_id))
+                    )
+                )
             if tags:
-                conn.execute(insert(q.experiment_tags), [
-                    {"experiment_id": experiment_id, "key": t.key, "value": t.value}
-                    for t in tags
-                ])
+                conn.execute(
+                    insert(q.experiment_tags),
+                    [
+                        {"experiment_id": experiment_id, "key": t.key, "value": t.value}
+                        for t in tags
+                    ],
+                )
             return str(experiment_id)
 
         try:
@@ -163,7 +185,9 @@ class SqlTrackingStore(AbstractTrackingStore):
 
     def _experiment_row(self, conn: Connection, experiment_id: str) -> Any:
         key = _experiment_key(experiment_id)
-        row = conn.execute(select(q.experiments).where(q.experiments.c.experiment_id == key)).first()
+        row = conn.execute(
+            select(q.experiments).where(q.experiments.c.experiment_id == key)
+        ).first()
         if row is None:
             raise ExperimentNotFound(f"No Experiment with id={experiment_id} exists")
         return row
@@ -175,8 +199,9 @@ class SqlTrackingStore(AbstractTrackingStore):
 
     def get_experiment_by_name(self, name: str) -> Experiment | None:
         with self._read() as conn:
-            row = conn.execute(select(q.experiments.c.experiment_id)
-                               .where(q.experiments.c.name == name)).first()
+            row = conn.execute(
+                select(q.experiments.c.experiment_id).where(q.experiments.c.name == name)
+            ).first()
             return load_experiments(conn, [row.experiment_id])[0] if row else None
 
     def rename_experiment(self, experiment_id: str, new_name: str) -> None:
@@ -188,11 +213,15 @@ class SqlTrackingStore(AbstractTrackingStore):
                 raise InvalidParameterValue("Cannot rename a non-active experiment.")
             if row.name == new_name:
                 return
-            if conn.execute(select(q.experiments.c.experiment_id)
-                            .where(q.experiments.c.name == new_name)).first():
+            if conn.execute(
+                select(q.experiments.c.experiment_id).where(q.experiments.c.name == new_name)
+            ).first():
                 raise ResourceAlreadyExists(f"Experiment '{new_name}' already exists.")
-            conn.execute(update(q.experiments).where(q.experiments.c.experiment_id == row.experiment_id)
-                         .values(name=new_name, last_update_time=_now_ms()))
+            conn.execute(
+                update(q.experiments)
+                .where(q.experiments.c.experiment_id == row.experiment_id)
+                .values(name=new_name, last_update_time=_now_ms())
+            )
 
         try:
             self._write(work)
@@ -206,12 +235,19 @@ class SqlTrackingStore(AbstractTrackingStore):
         def work(conn: Connection) -> None:
             row = self._experiment_row(conn, experiment_id)
             now = _now_ms()
-            conn.execute(update(q.experiments).where(q.experiments.c.experiment_id == row.experiment_id)
-                         .values(lifecycle_stage="deleted", last_update_time=now,
-                                 deleted_time=now))
-            conn.execute(update(q.runs).where(q.runs.c.experiment_id == row.experiment_id,
-                                            q.runs.c.lifecycle_stage == "active")
-                         .values(lifecycle_stage="deleted", deleted_time=now))
+            conn.execute(
+                update(q.experiments)
+                .where(q.experiments.c.experiment_id == row.experiment_id)
+                .values(lifecycle_stage="deleted", last_update_time=now, deleted_time=now)
+            )
+            conn.execute(
+                update(q.runs)
+                .where(
+                    q.runs.c.experiment_id == row.experiment_id,
+                    q.runs.c.lifecycle_stage == "active",
+                )
+                .values(lifecycle_stage="deleted", deleted_time=now)
+            )
 
         self._write(work)
 
@@ -222,13 +258,20 @@ class SqlTrackingStore(AbstractTrackingStore):
                 raise InvalidParameterValue(
                     f"Cannot restore an active experiment. Experiment {experiment_id} is active."
                 )
-            conn.execute(update(q.experiments).where(q.experiments.c.experiment_id == row.experiment_id)
-                         .values(lifecycle_stage="active", last_update_time=_now_ms(),
-                                 deleted_time=None))
+            conn.execute(
+                update(q.experiments)
+                .where(q.experiments.c.experiment_id == row.experiment_id)
+                .values(lifecycle_stage="active", last_update_time=_now_ms(), deleted_time=None)
+            )
             # Only the runs deleted together with the experiment come back.
-            conn.execute(update(q.runs).where(q.runs.c.experiment_id == row.experiment_id,
-                                            q.runs.c.deleted_time == row.deleted_time)
-                         .values(lifecycle_stage="active", deleted_time=None))
+            conn.execute(
+                update(q.runs)
+                .where(
+                    q.runs.c.experiment_id == row.experiment_id,
+                    q.runs.c.deleted_time == row.deleted_time,
+                )
+                .values(lifecycle_stage="active", deleted_time=None)
+            )
 
         self._write(work)
 
@@ -238,9 +281,13 @@ class SqlTrackingStore(AbstractTrackingStore):
         def work(conn: Connection) -> None:
             row = self._experiment_row(conn, experiment_id)
             _require_active_experiment(row)
-            upsert(conn, q.experiment_tags, [{"experiment_id": row.experiment_id, "key": tag.key,
-                                            "value": tag.value}],
-                   keys=["experiment_id", "key"], update=["value"])
+            upsert(
+                conn,
+                q.experiment_tags,
+                [{"experiment_id": row.experiment_id, "key": tag.key, "value": tag.value}],
+                keys=["experiment_id", "key"],
+                update=["value"],
+            )
 
         self._write(work)
 
@@ -248,9 +295,12 @@ class SqlTrackingStore(AbstractTrackingStore):
         def work(conn: Connection) -> None:
             row = self._experiment_row(conn, experiment_id)
             _require_active_experiment(row)
-            done = conn.execute(delete(q.experiment_tags).where(
-                q.experiment_tags.c.experiment_id == row.experiment_id,
-                q.experiment_tags.c.key == key))
+            done = conn.execute(
+                delete(q.experiment_tags).where(
+                    q.experiment_tags.c.experiment_id == row.experiment_id,
+                    q.experiment_tags.c.key == key,
+                )
+            )
             if done.rowcount == 0:
                 raise ResourceDoesNotExist(
                     f"No tag with name: {key} in experiment with id {experiment_id}"
@@ -315,16 +365,26 @@ class SqlTrackingStore(AbstractTrackingStore):
                     f"Current state is {row.lifecycle_stage}."
                 )
             artifact_uri = join_uri(row.artifact_location, run_id, "artifacts")
-            conn.execute(insert(q.runs).values(
-                run_uuid=run_id, name=name, experiment_id=row.experiment_id,
-                user_id=user_id or "", status=str(RunStatus.RUNNING),
-                start_time=_now_ms() if start_time is None else start_time, end_time=None,
-                lifecycle_stage="active", artifact_uri=artifact_uri,
-            ))
-            conn.execute(insert(q.tags), [
-                {"run_uuid": run_id, "key": t.key, "value": t.value}
-                for t in {t.key: t for t in tags}.values()
-            ])
+            conn.execute(
+                insert(q.runs).values(
+                    run_uuid=run_id,
+                    name=name,
+                    experiment_id=row.experiment_id,
+                    user_id=user_id or "",
+                    status=str(RunStatus.RUNNING),
+                    start_time=_now_ms() if start_time is None else start_time,
+                    end_time=None,
+                    lifecycle_stage="active",
+                    artifact_uri=artifact_uri,
+                )
+            )
+            conn.execute(
+                insert(q.tags),
+                [
+                    {"run_uuid": run_id, "key": t.key, "value": t.value}
+                    for t in {t.key: t for t in tags}.values()
+                ],
+            )
             return load_runs(conn, [run_id])[0]
 
         result: Run = self._write(work)
@@ -372,8 +432,13 @@ class SqlTrackingStore(AbstractTrackingStore):
                 values["end_time"] = end_time
             if run_name:
                 values["name"] = run_name
-                upsert(conn, q.tags, [{"run_uuid": run_id, "key": RUN_NAME_TAG, "value": run_name}],
-                       keys=["run_uuid", "key"], update=["value"])
+                upsert(
+                    conn,
+                    q.tags,
+                    [{"run_uuid": run_id, "key": RUN_NAME_TAG, "value": run_name}],
+                    keys=["run_uuid", "key"],
+                    update=["value"],
+                )
             if values:
                 conn.execute(update(q.runs).where(q.runs.c.run_uuid == run_id).values(**values))
             return run_info_from_row(self._run_row(conn, run_id))
@@ -384,23 +449,32 @@ class SqlTrackingStore(AbstractTrackingStore):
     def delete_run(self, run_id: str) -> None:
         def work(conn: Connection) -> None:
             self._run_row(conn, run_id)
-            conn.execute(update(q.runs).where(q.runs.c.run_uuid == run_id)
-                         .values(lifecycle_stage="deleted", deleted_time=_now_ms()))
+            conn.execute(
+                update(q.runs)
+                .where(q.runs.c.run_uuid == run_id)
+                .values(lifecycle_stage="deleted", deleted_time=_now_ms())
+            )
 
         self._write(work)
 
     def restore_run(self, run_id: str) -> None:
         def work(conn: Connection) -> None:
             row = self._run_row(conn, run_id)
-            stage = conn.execute(select(q.experiments.c.lifecycle_stage)
-                                 .where(q.experiments.c.experiment_id == row.experiment_id)).scalar()
+            stage = conn.execute(
+                select(q.experiments.c.lifecycle_stage).where(
+                    q.experiments.c.experiment_id == row.experiment_id
+                )
+            ).scalar()
             if stage != "active":
                 raise InvalidParameterValue(
                     f"Cannot restore run {run_id}: its experiment {row.experiment_id} is deleted;"
                     " restore the experiment first."
                 )
-            conn.execute(update(q.runs).where(q.runs.c.run_uuid == run_id)
-                         .values(lifecycle_stage="active", deleted_time=None))
+            conn.execute(
+                update(q.runs)
+                .where(q.runs.c.run_uuid == run_id)
+                .values(lifecycle_stage="active", deleted_time=None)
+            )
 
         self._write(work)
 
@@ -433,8 +507,9 @@ class SqlTrackingStore(AbstractTrackingStore):
     def delete_tag(self, run_id: str, key: str) -> None:
         def work(conn: Connection) -> None:
             self._active_run_row(conn, run_id)
-            done = conn.execute(delete(q.tags).where(q.tags.c.run_uuid == run_id,
-                                                          q.tags.c.key == key))
+            done = conn.execute(
+                delete(q.tags).where(q.tags.c.run_uuid == run_id, q.tags.c.key == key)
+            )
             if done.rowcount == 0:
                 raise ResourceDoesNotExist(f"No tag with name: {key} in run with id {run_id}")
 
@@ -449,21 +524,43 @@ class SqlTrackingStore(AbstractTrackingStore):
             row = self._active_run_row(conn, run_id)
             for item in datasets_:
                 ds = item.dataset
-                found = conn.execute(select(q.datasets.c.dataset_uuid).where(
-                    q.datasets.c.experiment_id == row.experiment_id, q.datasets.c.name == ds.name,
-                    q.datasets.c.digest == ds.digest)).scalar()
+                found = conn.execute(
+                    select(q.datasets.c.dataset_uuid).where(
+                        q.datasets.c.experiment_id == row.experiment_id,
+                        q.datasets.c.name == ds.name,
+                        q.datasets.c.digest == ds.digest,
+                    )
+                ).scalar()
                 if found is None:
                     found = uuid.uuid4().hex
-                    conn.execute(insert(q.datasets).values(
-                        dataset_uuid=found, experiment_id=row.experiment_id, name=ds.name,
-                        digest=ds.digest, source_type=ds.source_type, source=ds.source,
-                        schema=ds.schema, profile=ds.profile))
-                upsert(conn, q.dataset_inputs, [{"run_uuid": run_id, "dataset_uuid": found}],
-                       keys=["run_uuid", "dataset_uuid"])
-                upsert(conn, q.input_tags, [
-                    {"run_uuid": run_id, "dataset_uuid": found, "key": t.key, "value": t.value}
-                    for t in item.tags
-                ], keys=["run_uuid", "dataset_uuid", "key"], update=["value"])
+                    conn.execute(
+                        insert(q.datasets).values(
+                            dataset_uuid=found,
+                            experiment_id=row.experiment_id,
+                            name=ds.name,
+                            digest=ds.digest,
+                            source_type=ds.source_type,
+                            source=ds.source,
+                            schema=ds.schema,
+                            profile=ds.profile,
+                        )
+                    )
+                upsert(
+                    conn,
+                    q.dataset_inputs,
+                    [{"run_uuid": run_id, "dataset_uuid": found}],
+                    keys=["run_uuid", "dataset_uuid"],
+                )
+                upsert(
+                    conn,
+                    q.input_tags,
+                    [
+                        {"run_uuid": run_id, "dataset_uuid": found, "key": t.key, "value": t.value}
+                        for t in item.tags
+                    ],
+                    keys=["run_uuid", "dataset_uuid", "key"],
+                    update=["value"],
+                )
 
         self._write(work)
 
@@ -480,8 +577,13 @@ class SqlTrackingStore(AbstractTrackingStore):
         if max_results is not None:
             v.validate_max_results(max_results, 10**9)
         query = (
-            select(q.metrics.c.key, q.metrics.c.value, q.metrics.c.is_nan, q.metrics.c.timestamp,
-                   q.metrics.c.step)
+            select(
+                q.metrics.c.key,
+                q.metrics.c.value,
+                q.metrics.c.is_nan,
+                q.metrics.c.timestamp,
+                q.metrics.c.step,
+            )
             .where(q.metrics.c.run_uuid == run_id, q.metrics.c.key == metric_key)
             .order_by(q.metrics.c.step, q.metrics.c.timestamp, q.metrics.c.id)
             .offset(offset)
@@ -507,8 +609,9 @@ class SqlTrackingStore(AbstractTrackingStore):
     ) -> list[MetricWithRunId]:
         run_ids = list(dict.fromkeys(run_ids))
         if not run_ids:
-            raise InvalidParameterValue("GetMetricHistoryBulkInterval request must specify at "
-                                        "least one run_id.")
+            raise InvalidParameterValue(
+                "GetMetricHistoryBulkInterval request must specify at least one run_id."
+            )
         if len(run_ids) > v.MAX_HISTORY_BULK_RUNS:
             raise InvalidParameterValue(
                 f"GetMetricHistoryBulkInterval request cannot specify more than "
@@ -516,16 +619,20 @@ class SqlTrackingStore(AbstractTrackingStore):
             )
         v.validate_max_results(max_results, v.MAX_HISTORY_INTERVAL_RESULTS)
         if (start_step is None) != (end_step is None):
-            raise InvalidParameterValue("If either start step or end step are specified, both "
-                                        "must be specified.")
+            raise InvalidParameterValue(
+                "If either start step or end step are specified, both must be specified."
+            )
         if start_step is not None and end_step is not None and start_step > end_step:
-            raise InvalidParameterValue("end_step must be greater than start_step. Found "
-                                        f"start_step={start_step} and end_step={end_step}.")
+            raise InvalidParameterValue(
+                "end_step must be greater than start_step. Found "
+                f"start_step={start_step} and end_step={end_step}."
+            )
         out: list[MetricWithRunId] = []
         with self._read() as conn:
             for run_id in run_ids:
-                out.extend(_sampled_history(conn, run_id, metric_key, max_results,
-                                            start_step, end_step))
+                out.extend(
+                    _sampled_history(conn, run_id, metric_key, max_results, start_step, end_step)
+                )
         return out
 
     # -- search ------------------------------------------------------------------------------
@@ -586,35 +693,64 @@ def _log_params(conn: Connection, run_id: str, items: Sequence[Param]) -> None:
     wanted = {p.key: p.value for p in items}
     existing: dict[str, str] = {}
     for part in chunks(list(wanted)):
-        existing.update(conn.execute(select(q.params.c.key, q.params.c.value).where(
-            q.params.c.run_uuid == run_id, q.params.c.key.in_(part))).tuples().all())
-    changed = {k: (existing[k], val) for k, val in wanted.items()
-               if k in existing and existing[k] != val}
+        existing.update(
+            conn.execute(
+                select(q.params.c.key, q.params.c.value).where(
+                    q.params.c.run_uuid == run_id, q.params.c.key.in_(part)
+                )
+            )
+            .tuples()
+            .all()
+        )
+    changed = {
+        k: (existing[k], val) for k, val in wanted.items() if k in existing and existing[k] != val
+    }
     if changed:
         detail = ", ".join(f"{k!r}: old={old!r}, new={new!r}" for k, (old, new) in changed.items())
         raise InvalidParameterValue(
             f"Changing param values is not allowed. Params were already logged for run ID="
             f"'{run_id}' with different values ({detail})."
         )
-    upsert(conn, q.params, [{"run_uuid": run_id, "key": k, "value": val}
-                          for k, val in wanted.items() if k not in existing],
-           keys=["run_uuid", "key"])
+    upsert(
+        conn,
+        q.params,
+        [
+            {"run_uuid": run_id, "key": k, "value": val}
+            for k, val in wanted.items()
+            if k not in existing
+        ],
+        keys=["run_uuid", "key"],
+    )
 
 
 def _set_tags(conn: Connection, run_id: str, items: Sequence[RunTag]) -> None:
     last = {t.key: t.value for t in items}  # the last value of a key in one batch wins
-    upsert(conn, q.tags, [{"run_uuid": run_id, "key": k, "value": val} for k, val in last.items()],
-           keys=["run_uuid", "key"], update=["value"])
+    upsert(
+        conn,
+        q.tags,
+        [{"run_uuid": run_id, "key": k, "value": val} for k, val in last.items()],
+        keys=["run_uuid", "key"],
+        update=["value"],
+    )
     if RUN_NAME_TAG in last:
-        conn.execute(update(q.runs).where(q.runs.c.run_uuid == run_id)
-                     .values(name=last[RUN_NAME_TAG][: v.MAX_RUN_NAME_LENGTH]))
+        conn.execute(
+            update(q.runs)
+            .where(q.runs.c.run_uuid == run_id)
+            .values(name=last[RUN_NAME_TAG][: v.MAX_RUN_NAME_LENGTH])
+        )
 
 
 def _metric_row(run_id: str, m: Metric) -> dict[str, Any]:
     value = float(m.value)
     is_nan = math.isnan(value)
-    return {"run_uuid": run_id, "key": m.key, "value": 0.0 if is_nan else value,
-            "is_nan": is_nan, "timestamp": int(m.timestamp), "step": int(m.step)}
+    return {
+        "run_uuid": run_id,
+        "key": m.key,
+        "value": 0.0 if is_nan else value,
+        "is_nan": is_nan,
+        "timestamp": int(m.timestamp),
+        "step": int(m.step),
+    }
 
 
 def _latest_order(row: dict[str, Any]) -> tuple[int, int, float]:
@@ -630,10 +766,15 @@ def _log_metrics(conn: Connection, run_id: str, items: Sequence[Metric]) -> None
         if best is None or _latest_order(row) > _latest_order(best):
             newest[row["key"]] = row
     upsert(
-        conn, q.latest, [newest[k] for k in sorted(newest)], keys=["run_uuid", "key"],
+        conn,
+        q.latest,
+        [newest[k] for k in sorted(newest)],
+        keys=["run_uuid", "key"],
         update=["value", "is_nan", "timestamp", "step"],
-        where=lambda new: tuple_(new.step, new.timestamp, new.value)
-        > tuple_(q.latest.c.step, q.latest.c.timestamp, q.latest.c.value),
+        where=lambda new: (
+            tuple_(new.step, new.timestamp, new.value)
+            > tuple_(q.latest.c.step, q.latest.c.timestamp, q.latest.c.value)
+        ),
     )
 
 
@@ -661,8 +802,10 @@ def _validate_dataset_inputs(items: Sequence[DatasetInput]) -> None:
         if not ds.name or not ds.digest:
             raise InvalidParameterValue("A dataset needs a name and a digest")
         for tag in item.tags:
-            if len(tag.key) > v.MAX_INPUT_TAG_KEY_LENGTH or len(tag.value) > \
-                    v.MAX_INPUT_TAG_VALUE_LENGTH:
+            if (
+                len(tag.key) > v.MAX_INPUT_TAG_KEY_LENGTH
+                or len(tag.value) > v.MAX_INPUT_TAG_VALUE_LENGTH
+            ):
                 raise InvalidParameterValue(
                     f"Input tag {tag.key[:40]!r} is too long (key limit "
                     f"{v.MAX_INPUT_TAG_KEY_LENGTH}, value limit {v.MAX_INPUT_TAG_VALUE_LENGTH})"
@@ -670,35 +813,61 @@ def _validate_dataset_inputs(items: Sequence[DatasetInput]) -> None:
 
 
 def _sampled_history(
-    conn: Connection, run_id: str, key: str, max_results: int,
-    start_step: int | None, end_step: int | None,
+    conn: Connection,
+    run_id: str,
+    key: str,
+    max_results: int,
+    start_step: int | None,
+    end_step: int | None,
 ) -> list[MetricWithRunId]:
     """Points at up to ``max_results`` steps spread evenly over the distinct steps in range,
     always including the first and the last; the distinct steps come from the index."""
     where: list[Any] = [q.metrics.c.run_uuid == run_id, q.metrics.c.key == key]
     if start_step is not None and end_step is not None:
         where.append(q.metrics.c.step.between(start_step, end_step))
-    steps = list(conn.execute(select(q.metrics.c.step).where(*where).distinct()
-                              .order_by(q.metrics.c.step)).scalars())
+    steps = list(
+        conn.execute(
+            select(q.metrics.c.step).where(*where).distinct().order_by(q.metrics.c.step)
+        ).scalars()
+    )
     if len(steps) > max_results:
         last = len(steps) - 1
-        picks = sorted({round(i * last / (max_results - 1)) for i in range(max_results)}) \
-            if max_results > 1 else [0]
+        picks = (
+            sorted({round(i * last / (max_results - 1)) for i in range(max_results)})
+            if max_results > 1
+            else [0]
+        )
         steps = [steps[i] for i in picks]
     rows: list[Any] = []
     for part in chunks(steps):
-        rows.extend(conn.execute(
-            select(q.metrics.c.key, q.metrics.c.value, q.metrics.c.is_nan, q.metrics.c.timestamp,
-                   q.metrics.c.step)
-            .where(q.metrics.c.run_uuid == run_id, q.metrics.c.key == key, q.metrics.c.step.in_(part))
-            .order_by(q.metrics.c.step, q.metrics.c.timestamp, q.metrics.c.id)
-        ).all())
+        rows.extend(
+            conn.execute(
+                select(
+                    q.metrics.c.key,
+                    q.metrics.c.value,
+                    q.metrics.c.is_nan,
+                    q.metrics.c.timestamp,
+                    q.metrics.c.step,
+                )
+                .where(
+                    q.metrics.c.run_uuid == run_id,
+                    q.metrics.c.key == key,
+                    q.metrics.c.step.in_(part),
+                )
+                .order_by(q.metrics.c.step, q.metrics.c.timestamp, q.metrics.c.id)
+            ).all()
+        )
     if len(rows) > max_results:  # many points per step: thin them the same way
         last = len(rows) - 1
-        rows = [rows[round(i * last / (max_results - 1))] for i in range(max_results)] \
-            if max_results > 1 else rows[:1]
-    return [MetricWithRunId(run_id, r.key, metric_value(r.value, r.is_nan), r.timestamp, r.step)
-            for r in rows]
+        rows = (
+            [rows[round(i * last / (max_results - 1))] for i in range(max_results)]
+            if max_results > 1
+            else rows[:1]
+        )
+    return [
+        MetricWithRunId(run_id, r.key, metric_value(r.value, r.is_nan), r.timestamp, r.step)
+        for r in rows
+    ]
 
 
 __all__ = ["SqlTrackingStore"]

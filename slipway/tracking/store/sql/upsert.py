@@ -17,16 +17,16 @@ def upsert(
     where: Callable[[Any], ColumnElement[bool]] | None = None,
 ) -> None:
     """Insert ``rows``; on a conflict on ``keys`` update the ``update`` columns (only where
-    ``where(excluded)`` holds, if given; ``excluded`` is the proposed row) or, with no ``update`` columns, keep the existing row."""
+    ``where(excluded)`` holds, if given; ``excluded`` is the proposed row) or, with no
+    ``update`` columns, keep the existing row."""
     if not rows:
         return
     dialect = conn.dialect.name
     if dialect in ("sqlite", "postgresql"):
-        if dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert
-        stmt: Any = insert(table)
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        module: Any = sqlite if dialect == "sqlite" else postgresql
+        stmt: Any = module.insert(table)
         if update:
             stmt = stmt.on_conflict_do_update(
                 index_elements=list(keys),

@@ -28,9 +28,12 @@ def upgrade() -> None:
     )
     op.create_table(
         "experiment_tags",
-        sa.Column("experiment_id", sa.Integer(),
-                  sa.ForeignKey("experiments.experiment_id", ondelete="CASCADE"),
-                  primary_key=True),
+        sa.Column(
+            "experiment_id",
+            sa.Integer(),
+            sa.ForeignKey("experiments.experiment_id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
         sa.Column("key", sa.String(250), primary_key=True),
         sa.Column("value", sa.Text(), nullable=False),
     )
@@ -38,8 +41,12 @@ def upgrade() -> None:
         "runs",
         sa.Column("run_uuid", sa.String(32), primary_key=True),
         sa.Column("name", sa.String(250), nullable=False),
-        sa.Column("experiment_id", sa.Integer(), sa.ForeignKey("experiments.experiment_id"),
-                  nullable=False),
+        sa.Column(
+            "experiment_id",
+            sa.Integer(),
+            sa.ForeignKey("experiments.experiment_id"),
+            nullable=False,
+        ),
         sa.Column("user_id", sa.String(256), nullable=False),
         sa.Column("status", sa.String(20), nullable=False),
         sa.Column("start_time", sa.BigInteger()),
@@ -48,13 +55,18 @@ def upgrade() -> None:
         sa.Column("artifact_uri", sa.String(2000), nullable=False),
         sa.Column("deleted_time", sa.BigInteger()),
     )
-    op.create_index("ix_runs_experiment_stage_start", "runs",
-                    ["experiment_id", "lifecycle_stage", "start_time"])
+    op.create_index(
+        "ix_runs_experiment_stage_start", "runs", ["experiment_id", "lifecycle_stage", "start_time"]
+    )
     for table, width in (("params", 6000), ("tags", 8000)):
         op.create_table(
             table,
-            sa.Column("run_uuid", sa.String(32),
-                      sa.ForeignKey("runs.run_uuid", ondelete="CASCADE"), primary_key=True),
+            sa.Column(
+                "run_uuid",
+                sa.String(32),
+                sa.ForeignKey("runs.run_uuid", ondelete="CASCADE"),
+                primary_key=True,
+            ),
             sa.Column("key", sa.String(250), primary_key=True),
             sa.Column("value", sa.String(width), nullable=False),
         )
@@ -62,8 +74,12 @@ def upgrade() -> None:
     op.create_table(
         "metrics",
         sa.Column("id", _BIGINT, primary_key=True, autoincrement=True),
-        sa.Column("run_uuid", sa.String(32), sa.ForeignKey("runs.run_uuid", ondelete="CASCADE"),
-                  nullable=False),
+        sa.Column(
+            "run_uuid",
+            sa.String(32),
+            sa.ForeignKey("runs.run_uuid", ondelete="CASCADE"),
+            nullable=False,
+        ),
         sa.Column("key", sa.String(250), nullable=False),
         sa.Column("value", sa.Float(precision=53), nullable=False),
         sa.Column("is_nan", sa.Boolean(), nullable=False),
@@ -73,8 +89,12 @@ def upgrade() -> None:
     op.create_index("ix_metrics_run_key_step", "metrics", ["run_uuid", "key", "step"])
     op.create_table(
         "latest_metrics",
-        sa.Column("run_uuid", sa.String(32), sa.ForeignKey("runs.run_uuid", ondelete="CASCADE"),
-                  primary_key=True),
+        sa.Column(
+            "run_uuid",
+            sa.String(32),
+            sa.ForeignKey("runs.run_uuid", ondelete="CASCADE"),
+            primary_key=True,
+        ),
         sa.Column("key", sa.String(250), primary_key=True),
         sa.Column("value", sa.Float(precision=53), nullable=False),
         sa.Column("is_nan", sa.Boolean(), nullable=False),
@@ -85,8 +105,12 @@ def upgrade() -> None:
     op.create_table(
         "datasets",
         sa.Column("dataset_uuid", sa.String(36), primary_key=True),
-        sa.Column("experiment_id", sa.Integer(),
-                  sa.ForeignKey("experiments.experiment_id", ondelete="CASCADE"), nullable=False),
+        sa.Column(
+            "experiment_id",
+            sa.Integer(),
+            sa.ForeignKey("experiments.experiment_id", ondelete="CASCADE"),
+            nullable=False,
+        ),
         sa.Column("name", sa.String(500), nullable=False),
         sa.Column("digest", sa.String(36), nullable=False),
         sa.Column("source_type", sa.String(36), nullable=False),
@@ -94,14 +118,26 @@ def upgrade() -> None:
         sa.Column("schema", sa.Text()),
         sa.Column("profile", sa.Text()),
     )
-    op.create_index("ix_datasets_experiment_name_digest", "datasets",
-                    ["experiment_id", "name", "digest"], unique=True)
+    op.create_index(
+        "ix_datasets_experiment_name_digest",
+        "datasets",
+        ["experiment_id", "name", "digest"],
+        unique=True,
+    )
     op.create_table(
         "dataset_inputs",
-        sa.Column("run_uuid", sa.String(32), sa.ForeignKey("runs.run_uuid", ondelete="CASCADE"),
-                  primary_key=True),
-        sa.Column("dataset_uuid", sa.String(36),
-                  sa.ForeignKey("datasets.dataset_uuid", ondelete="CASCADE"), primary_key=True),
+        sa.Column(
+            "run_uuid",
+            sa.String(32),
+            sa.ForeignKey("runs.run_uuid", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        sa.Column(
+            "dataset_uuid",
+            sa.String(36),
+            sa.ForeignKey("datasets.dataset_uuid", ondelete="CASCADE"),
+            primary_key=True,
+        ),
     )
     op.create_index("ix_dataset_inputs_dataset", "dataset_inputs", ["dataset_uuid"])
     op.create_table(
