@@ -37,7 +37,12 @@ def atomic_file(dest: Path) -> Iterator[BinaryIO]:
     """
     if dest.is_dir():
         raise InvalidParameterValue(f"Invalid path: {dest.name!r} is a directory")
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise InvalidParameterValue(
+            f"Invalid path: a parent directory of {dest.name!r} is a file"
+        ) from None
     tmp = dest.parent / f"{TEMP_PREFIX}{secrets.token_hex(8)}{TEMP_SUFFIX}"
     # Mode 0o666 lets the umask decide the permissions, as for any other new file.
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _BINARY | _NOFOLLOW, 0o666)

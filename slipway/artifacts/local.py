@@ -99,14 +99,18 @@ class LocalArtifactRepository(ArtifactRepository):
             self._download_file(rel, local)
             return local
         local.mkdir(parents=True, exist_ok=True)
-        self._download_tree(rel, dst_root)
+        self._download_tree(rel, dst_root, frozenset())
         return local
 
-    def _download_tree(self, rel_dir: str, dst_root: Path) -> None:
+    def _download_tree(self, rel_dir: str, dst_root: Path, above: frozenset[Path]) -> None:
+        """Copy directory ``rel_dir``; ``above`` holds the real directories being copied."""
+        real = self._resolve(rel_dir)
+        if real in above:
+            return  # a link back up the tree: following it would never end
         for info in self.list_artifacts(rel_dir):
             if info.is_dir:
                 resolve_within(dst_root, info.path).mkdir(parents=True, exist_ok=True)
-                self._download_tree(info.path, dst_root)
+                self._download_tree(info.path, dst_root, above | {real})
             else:
                 self._download_file(info.path, resolve_within(dst_root, info.path))
 

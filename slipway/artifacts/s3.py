@@ -144,8 +144,10 @@ class S3ArtifactRepository(ArtifactRepository):
     def log_artifact(self, local_file: LocalPath, artifact_path: str | None = None) -> None:
         source = self._local_source_file(local_file)
         rel = join_relative(artifact_path, source.name)
-        with self._errors(rel):
-            self.client.upload_file(str(source), self.bucket, self._key(rel))
+        # upload_fileobj rather than upload_file: the same multipart transfer, but failures
+        # arrive as ClientError, which _errors understands.
+        with source.open("rb") as stream, self._errors(rel):
+            self.client.upload_fileobj(stream, self.bucket, self._key(rel))
 
     def log_artifacts(self, local_dir: LocalPath, artifact_path: str | None = None) -> None:
         base = safe_relative_path(artifact_path)
@@ -205,7 +207,8 @@ class S3ArtifactRepository(ArtifactRepository):
                 )
             if answer.get("Errors"):
                 failed = answer["Errors"][0]
-                raise SlipwayError(f"Could not delete {failed.get('Key')!r} from S3: {failed}")
+                error = PermissionDenied if failed.get("Code") in _DENIED_CODES else SlipwayError
+                raise error(f"Could not delete {failed.get('Key')!r}: {failed.get('Message')}")
 
     def open_artifact(self, path: str) -> BinaryIO:
         rel = self._file_path(path)

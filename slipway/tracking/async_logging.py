@@ -12,6 +12,7 @@ fast loop can never use unbounded memory.
 from __future__ import annotations
 
 import atexit
+import os
 import sys
 import threading
 import weakref
@@ -152,6 +153,18 @@ class AsyncBatchLogger:
                     self._errors.append(exc)
                 return  # the rest of this run's buffer would fail the same way
 
+    def _after_fork_in_child(self) -> None:
+        """The flusher thread does not survive ``fork``, and the parent's buffer belongs to
+        the parent: the child starts empty, with fresh locks."""
+        self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)
+        self._write_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._buffers = {}
+        self._buffered = 0
+        self._errors = []
+        self._thread = None
+
 
 def _batches(buffer: _RunBuffer) -> list[tuple[list[Metric], list[Param], list[RunTag]]]:
     """Split a buffer into log_batch-sized pieces; a param key appears once per piece, so a
@@ -186,6 +199,14 @@ def _batches(buffer: _RunBuffer) -> list[tuple[list[Metric], list[Param], list[R
         )
         for i in range(count)
     ]
+
+
+def _reset_after_fork() -> None:
+    for logger in list(_LIVE):
+        logger._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 @atexit.register

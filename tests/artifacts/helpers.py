@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
+
+from slipway.artifacts import ArtifactRepository
 
 
 def make_tree(base: Path, files: dict[str, bytes]) -> Path:
@@ -32,6 +35,25 @@ def snapshot(base: Path) -> dict[str, bytes | None]:
             path.read_bytes() if path.is_file() and not path.is_symlink() else None
         )
         for path in sorted(base.rglob("*"))
+    }
+
+
+def every_operation(
+    repo: ArtifactRepository, path: str, src: Path, dst: Path
+) -> dict[str, Callable[[], object]]:
+    """Each repository operation applied to artifact ``path``, ready to call.
+
+    ``src`` must be a local directory holding ``a.txt``; ``dst`` is where downloads go.
+    """
+    return {
+        "log_artifact": lambda: repo.log_artifact(src / "a.txt", path),
+        "log_artifacts": lambda: repo.log_artifacts(src, path),
+        "log_bytes": lambda: repo.log_bytes(b"evil", path),
+        "write_artifact_stream": lambda: repo.write_artifact_stream(path, io.BytesIO(b"evil")),
+        "open_artifact": lambda: repo.open_artifact(path),
+        "list_artifacts": lambda: repo.list_artifacts(path),
+        "download_artifacts": lambda: repo.download_artifacts(path, dst),
+        "delete_artifacts": lambda: repo.delete_artifacts(path),
     }
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import io
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,7 +11,7 @@ from slipway.artifacts import FileInfo, LocalArtifactRepository, get_artifact_re
 from slipway.exceptions import InvalidParameterValue, NotImplementedFeature
 
 from .attacks import ATTACK_PATHS
-from .helpers import make_tree, snapshot
+from .helpers import every_operation, make_tree, snapshot
 
 # Beside the root: what an escaping path would reach.
 OUTSIDE = {
@@ -30,21 +28,6 @@ def layout(tmp_path: Path) -> tuple[Path, LocalArtifactRepository]:
     outer = make_tree(tmp_path / "outer", {**OUTSIDE, "root/inside.txt": b"inside"})
     make_tree(tmp_path, {"above.txt": b"above"})
     return outer, LocalArtifactRepository(str(outer / "root"))
-
-
-def every_operation(
-    repo: LocalArtifactRepository, path: str, src: Path, dst: Path
-) -> dict[str, Callable[[], object]]:
-    return {
-        "log_artifact": lambda: repo.log_artifact(src / "a.txt", path),
-        "log_artifacts": lambda: repo.log_artifacts(src, path),
-        "log_bytes": lambda: repo.log_bytes(b"evil", path),
-        "write_artifact_stream": lambda: repo.write_artifact_stream(path, io.BytesIO(b"evil")),
-        "open_artifact": lambda: repo.open_artifact(path),
-        "list_artifacts": lambda: repo.list_artifacts(path),
-        "download_artifacts": lambda: repo.download_artifacts(path, dst),
-        "delete_artifacts": lambda: repo.delete_artifacts(path),
-    }
 
 
 @pytest.mark.parametrize("path", ATTACK_PATHS)
@@ -130,6 +113,13 @@ def test_links_within_the_root_are_followed(tmp_path: Path) -> None:
     assert (root / "real" / "b.txt").read_bytes() == b"b"
 
 
+def test_download_stops_at_links_back_up_the_tree(tmp_path: Path) -> None:
+    root = make_tree(tmp_path / "root", {"a/f.txt": b"f"})
+    (root / "a" / "loop").symlink_to(root, target_is_directory=True)
+    local = LocalArtifactRepository(str(root)).download_artifacts("", tmp_path / "dst")
+    assert snapshot(local) == {"a": None, "a/f.txt": b"f", "a/loop": None}
+
+
 def test_writes_leave_no_temporary_files(tmp_path: Path) -> None:
     repo = LocalArtifactRepository(str(tmp_path / "root"))
     repo.log_artifacts(make_tree(tmp_path / "src", {"a/b.txt": b"b", "c.txt": b"c"}), "x")
@@ -137,6 +127,16 @@ def test_writes_leave_no_temporary_files(tmp_path: Path) -> None:
     repo.download_artifacts("x", tmp_path / "dst")
     assert sorted(p.name for p in (tmp_path / "root").rglob("*")) == ["a", "b.txt", "c.txt", "x"]
     assert sorted(p.name for p in (tmp_path / "dst").rglob("*")) == ["a", "b.txt", "c.txt", "x"]
+
+
+def test_files_and_directories_cannot_swap_places(tmp_path: Path) -> None:
+    repo = LocalArtifactRepository(str(tmp_path / "root"))
+    repo.log_bytes(b"x", "dir/f.txt")
+    with pytest.raises(InvalidParameterValue, match="is a directory"):
+        repo.log_bytes(b"y", "dir")
+    with pytest.raises(InvalidParameterValue, match="is a file"):
+        repo.log_bytes(b"y", "dir/f.txt/under-a-file.txt")
+    assert snapshot(tmp_path / "root") == {"dir": None, "dir/f.txt": b"x"}
 
 
 def test_unfinished_temporary_files_are_not_listed(tmp_path: Path) -> None:

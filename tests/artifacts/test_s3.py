@@ -142,6 +142,10 @@ def test_missing_bucket(s3_endpoint: str, tmp_path: Path) -> None:
         repo.download_artifacts("a.txt", tmp_path / "dst")
     with pytest.raises(ResourceDoesNotExist):
         repo.open_artifact("a.txt")
+    with pytest.raises(ResourceDoesNotExist, match="bucket"):
+        repo.log_bytes(b"x", "a.txt")
+    with pytest.raises(ResourceDoesNotExist, match="bucket"):
+        repo.log_artifact(make_tree(tmp_path / "src", {"a.txt": b"a"}) / "a.txt")
 
 
 def test_endpoint_variables(

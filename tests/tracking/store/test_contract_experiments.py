@@ -1,0 +1,451 @@
+"""The experiment half of the tracking store contract, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from slipway.entities import Experiment, ExperimentTag, LifecycleStage, ViewType
+from slipway.exceptions import (
+    ExperimentNotFound,
+    InvalidFilter,
+    InvalidParameterValue,
+    ResourceAlreadyExists,
+    ResourceDoesNotExist,
+    SlipwayError,
+)
+from slipway.tracking.store.sql import SqlTrackingStore
+
+
+def _names(experiments: list[Experiment]) -> list[str]:
+    return [e.name for e in experiments]
+
+
+# -- the Default experiment ---------------------------------------------------------------
+
+
+def test_default_experiment_exists(store: SqlTrackingStore) -> None:
+    default = store.get_experiment("0")
+    assert default.experiment_id == "0"
+    assert default.name == "Default"
+    assert default.lifecycle_stage == LifecycleStage.ACTIVE
+    assert default.artifact_location.endswith("/0")
+    assert store.get_experiment_by_name("Default") == default
+
+
+def test_default_experiment_cannot_be_deleted(store: SqlTrackingStore) -> None:
+    with pytest.raises(InvalidParameterValue):
+        store.delete_experiment("0")
+    assert store.get_experiment("0").lifecycle_stage == LifecycleStage.ACTIVE
+
+
+# -- create / get ----------------------------------------------------------------------------
+
+
+def test_create_and_get(store: SqlTrackingStore) -> None:
+    before = int(time.time() * 1000)
+    eid = store.create_experiment("first", tags=[ExperimentTag("team", "vision")])
+    after = int(time.time() * 1000)
+    assert isinstance(eid, str)
+    assert eid != "0"
+    exp = store.get_experiment(eid)
+    assert exp.experiment_id == eid
+    assert exp.name == "first"
+    assert exp.lifecycle_stage == LifecycleStage.ACTIVE
+    assert exp.tags == {"team": "vision"}
+    assert exp.creation_time is not None
+    assert before <= exp.creation_time <= after
+    assert exp.last_update_time == exp.creation_time
+    assert exp.artifact_location.rstrip("/").endswith(f"/{eid}")
+    assert store.get_experiment_by_name("first") == exp
+
+
+def test_create_with_artifact_location(store: SqlTrackingStore, tmp_path) -> None:
+    location = (tmp_path / "elsewhere").as_uri()
+    eid = store.create_experiment("located", artifact_location=location)
+    assert store.get_experiment(eid).artifact_location == location
+
+
+def test_create_refuses_runs_uri_as_artifact_location(store: SqlTrackingStore) -> None:
+    with pytest.raises(InvalidParameterValue, match="runs"):
+        store.create_experiment("x", artifact_location="runs:/abc/model")
+    assert store.get_experiment_by_name("x") is None
+
+
+def test_ids_are_distinct(store: SqlTrackingStore) -> None:
+    ids = [store.create_experiment(f"e{i}") for i in range(5)]
+    assert len(set(ids)) == 5
+    assert "0" not in ids
+    assert [store.get_experiment(i).name for i in ids] == [f"e{i}" for i in range(5)]
+
+
+def test_duplicate_name_rejected(store: SqlTrackingStore) -> None:
+    store.create_experiment("dup")
+    with pytest.raises(ResourceAlreadyExists) as info:
+        store.create_experiment("dup")
+    assert info.value.error_code == "RESOURCE_ALREADY_EXISTS"
+    assert info.value.http_status == 400
+    assert "dup" in info.value.message
+
+
+def test_duplicate_name_of_deleted_experiment_rejected(store: SqlTrackingStore) -> None:
+    eid = store.create_experiment("gone")
+    store.delete_experiment(eid)
+    with pytest.raises(ResourceAlreadyExists):
+        store.create_experiment("gone")
+
+
+@pytest.mark.parametrize(
+    "name", ["", "   ", None, 42, "x" * 501], ids=["empty", "blank", "none", "int", "too-long"]
+)
+def test_invalid_names_rejected(store: SqlTrackingStore, name: object) -> None:
+    with pytest.raises(InvalidParameterValue) as info:
+        store.create_experiment(name)  # type: ignore[arg-type]
+    assert info.value.error_code == "INVALID_PARAMETER_VALUE"
+
+
+def test_name_of_500_characters_accepted(store: SqlTrackingStore) -> None:
+    name = "n" * 500
+    eid = store.create_experiment(name)
+    assert store.get_experiment(eid).name == name
+
+
+@pytest.mark.parametrize("eid", ["12345", "abc", "not-a-number"])
+def test_get_unknown_experiment(store: SqlTrackingStore, eid: str) -> None:
+    with pytest.raises(ExperimentNotFound) as info:
+        store.get_experiment(eid)
+    assert info.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+    assert info.value.http_status == 404
+
+
+OUT_OF_RANGE_ID_BUG = pytest.mark.xfail(
+    reason="experiment ids beyond the integer column's range leak a driver error "
+    "(OverflowError on SQLite, DataError on PostgreSQL) instead of ExperimentNotFound",
+    strict=True,
+)
+
+
+@pytest.mark.parametrize("eid", ["99999999999", "9" * 25], ids=["over-int32", "over-int64"])
+def test_get_experiment_with_out_of_range_id(
+    store: SqlTrackingStore, eid: str, request: pytest.FixtureRequest
+) -> None:
+    # SQLite integers hold 64 bits, PostgreSQL's integer column 32.
+    if store.engine.dialect.name == "postgresql" or len(eid) > 19:
+        request.applymarker(OUT_OF_RANGE_ID_BUG)
+    with pytest.raises(ExperimentNotFound):
+        store.get_experiment(eid)
+    assert store.search_runs([eid]) == []
+
+
+def test_get_unknown_name_is_none(store: SqlTrackingStore) -> None:
+    assert store.get_experiment_by_name("nobody") is None
+
+
+def test_get_by_name_is_case_sensitive(store: SqlTrackingStore) -> None:
+    store.create_experiment("MixedCase")
+    assert store.get_experiment_by_name("mixedcase") is None
+    found = store.get_experiment_by_name("MixedCase")
+    assert found is not None
+    assert found.name == "MixedCase"
+
+
+# -- rename ----------------------------------------------------------------------------------
+
+
+def test_rename(store: SqlTrackingStore) -> None:
+    eid = store.create_experiment("old")
+    store.rename_experiment(eid, "new")
+    assert store.get_experiment(eid).name == "new"
+    assert store.get_experiment_by_name("old") is None
+    assert store.get_experiment_by_name("new").experiment_id == eid  # type: ignore[union-attr]
+
+
+def test_rename_to_same_name_is_noop(store: SqlTrackingStore) -> None:
+    eid = store.create_experiment("same")
+    store.rename_experiment(eid, "same")
+    assert store.get_experiment(eid).name == "same"
+
+
+def test_rename_to_taken_name_rejected(store: SqlTrackingStore) -> None:
+    store.create_experiment("a")
+    eid = store.create_experiment("b")
+    with pytest.raises(ResourceAlreadyExists):
+        store.rename_experiment(eid, "a")
+    assert store.get_experiment(eid).name == "b"
+
+
+def test_rename_deleted_rejected(store: SqlTrackingStore) -> None:
+    eid = store.create_experiment("a")
+    store.delete_experiment(eid)
+    with pytest.raises(InvalidParameterValue):
+        store.rename_experiment(eid, "z")
+    assert store.get_experiment(eid).name == "a"
+
+
+def test_rename_unknown_and_invalid(store: SqlTrackingStore) -> None:
+    with pytest.raises(ExperimentNotFound):
+        store.rename_experiment("4242", "z")
+    eid = store.create_experiment("a")
+    with pytest.raises(InvalidParameterValue):
+        store.rename_experiment(eid, "")
+
+
+# -- delete / restore ------------------------------------------------------------------------
+
+
+def test_delete_and_restore(store: SqlTrackingStore) -> None:
+    eid = store.create_experiment("doomed")
+    run_ids = [store.create_run(eid).info.run_id for _ in range(2)]
+    store.delete_experiment(eid)
+    exp = store.get_experiment(eid)
+    assert exp.lifecycle_stage == LifecycleStage.DELETED
+    assert store.get_experiment_by_name("doomed") == exp
+    assert {store.get_run(r).info.lifecycle_stage for r in run_ids} == {LifecycleStage.DELETED}
+
+    store.restore_experiment(eid)
+    assert store.get_experiment(eid).lifecycle_stage == LifecycleStage.ACTIVE
+    assert {store.get_run(r).info.lifecycle_stage for r in run_ids} == {LifecycleStage.ACTIVE}
+
+
+def test_restore_keeps_runs_deleted_before(store: SqlTrackingStore) -> None:
+    eid = store.create_experiment("e")
+    kept = store.create_run(eid).info.run_id
+    earlier = store.create_run(eid).info.run_id
+    store.delete_run(earlier)
+    time.sleep(0.005)  # a later millisecond than the run's deletion
+    store.delete_experiment(eid)
+    store.restore_experiment(eid)
+    assert store.get_run(kept).info.lifecycle_stage == LifecycleStage.ACTIVE
+    assert store.get_run(earlier).info.lifecycle_stage == LifecycleStage.DELETED
+
+
+@pytest.mark.xfail(
+    reason="restore_experiment tells the runs deleted with the experiment by deleted_time "
+    "alone, so a run deleted on its own in the same millisecond comes back too",
+    strict=True,
+)
+def test_restore_keeps_run_deleted_in_same_millisecond(
+    store: SqlTrackingStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    eid = store.create_experiment("e")
+    earlier = store.create_run(eid).info.run_id
+    with monkeypatch.context() as frozen:
+        frozen.setattr(time, "time", lambda: 1_700_000_000.0)
+        store.delete_run(earlier)
+        store.delete_experiment(eid)
+    store.restore_experiment(eid)
+    assert store.get_run(earlier).info.lifecycle_stage == LifecycleStage.DELETED
+
+
+@pytest.mark.xfail(
+    reason="deleting an already deleted experiment rewrites its deleted_time, so "
+    "restore_experiment no longer finds the runs deleted with it",
+    strict=True,
+)
+def test_second_delete_does_not_strand_runs(store: SqlTrackingStore) -> None:
+    eid = store.create_experiment("twice")
+    run_id = store.create_run(eid).info.run_id
+    store.delete_experiment(eid)
+    time.sleep(0.005)
+    try:
+        store.delete_experiment(eid)  # refusing a second delete is fine too
+    except SlipwayError:
+        pass
+    store.restore_experiment(eid)
+    assert store.get_run(run_id).info.lifecycle_stage == LifecycleStage.ACTIVE
+
+
+def test_restore_active_rejected(store: SqlTrackingStore) -> None:
+    eid = store.create_experiment("alive")
+    with pytest.raises(InvalidParameterValue):
+        store.restore_experiment(eid)
+
+
+def test_delete_and_restore_unknown(store: SqlTrackingStore) -> None:
+    with pytest.raises(ExperimentNotFound):
+        store.delete_experiment("4242")
+    with pytest.raises(ExperimentNotFound):
+        store.restore_experiment("4242")
+
+
+def test_no_runs_in_deleted_experiment(store: SqlTrackingStore) -> None:
+    eid = store.create_experiment("e")
+    store.delete_experiment(eid)
+    with pytest.raises(InvalidParameterValue):
+        store.create_run(eid)
+    assert len(store.search_runs([eid], run_view_type=ViewType.ALL)) == 0
+
+
+# -- tags ------------------------------------------------------------------------------------
+
+
+def test_experiment_tags(store: SqlTrackingStore) -> None:
+    eid = store.create_experiment("tagged", tags=[ExperimentTag("a", "1")])
+    store.set_experiment_tag(eid, ExperimentTag("b", "2"))
+    store.set_experiment_tag(eid, ExperimentTag("a", "overwritten"))
+    assert store.get_experiment(eid).tags == {"a": "overwritten", "b": "2"}
+    store.delete_experiment_tag(eid, "a")
+    assert store.get_experiment(eid).tags == {"b": "2"}
+    with pytest.raises(ResourceDoesNotExist):
+        store.delete_experiment_tag(eid, "a")
+
+
+def test_experiment_tag_value_limit(store: SqlTrackingStore) -> None:
+    eid = store.create_experiment("e")
+    store.set_experiment_tag(eid, ExperimentTag("ok", "v" * 5000))
+    with pytest.raises(InvalidParameterValue):
+        store.set_experiment_tag(eid, ExperimentTag("big", "v" * 5001))
+    assert store.get_experiment(eid).tags == {"ok": "v" * 5000}
+    with pytest.raises(InvalidParameterValue):
+        store.create_experiment("f", tags=[ExperimentTag("big", "v" * 5001)])
+    assert store.get_experiment_by_name("f") is None
+
+
+def test_experiment_tag_invalid_key(store: SqlTrackingStore) -> None:
+    eid = store.create_experiment("e")
+    with pytest.raises(InvalidParameterValue):
+        store.set_experiment_tag(eid, ExperimentTag("../up", "v"))
+    assert store.get_experiment(eid).tags == {}
+
+
+def test_experiment_tags_on_deleted_experiment_rejected(store: SqlTrackingStore) -> None:
+    eid = store.create_experiment("e", tags=[ExperimentTag("a", "1")])
+    store.delete_experiment(eid)
+    with pytest.raises(InvalidParameterValue):
+        store.set_experiment_tag(eid, ExperimentTag("b", "2"))
+    with pytest.raises(InvalidParameterValue):
+        store.delete_experiment_tag(eid, "a")
+    assert store.get_experiment(eid).tags == {"a": "1"}
+
+
+def test_experiment_tag_on_unknown_experiment(store: SqlTrackingStore) -> None:
+    with pytest.raises(ExperimentNotFound):
+        store.set_experiment_tag("4242", ExperimentTag("a", "1"))
+
+
+# -- search ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def experiments(store: SqlTrackingStore) -> dict[str, str]:
+    """Four experiments besides Default: one deleted, with tags to filter on."""
+    ids = {}
+    for name, tags in [
+        ("vision-cnn", {"team": "Vision"}),
+        ("vision-vit", {"team": "vision"}),
+        ("nlp-bert", {"team": "nlp", "prod": "yes"}),
+        ("old-thing", {}),
+    ]:
+        ids[name] = store.create_experiment(
+            name, tags=[ExperimentTag(k, v) for k, v in tags.items()]
+        )
+        time.sleep(0.002)  # distinct creation times
+    store.delete_experiment(ids["old-thing"])
+    return ids
+
+
+@pytest.mark.parametrize(
+    ("view", "expected"),
+    [
+        (ViewType.ACTIVE_ONLY, {"Default", "vision-cnn", "vision-vit", "nlp-bert"}),
+        (ViewType.DELETED_ONLY, {"old-thing"}),
+        (ViewType.ALL, {"Default", "vision-cnn", "vision-vit", "nlp-bert", "old-thing"}),
+    ],
+    ids=["active", "deleted", "all"],
+)
+def test_search_experiments_view_type(
+    store: SqlTrackingStore, experiments: dict[str, str], view: ViewType, expected: set[str]
+) -> None:
+    assert set(_names(store.search_experiments(view_type=view))) == expected
+
+
+@pytest.mark.parametrize(
+    ("filter_string", "expected"),
+    [
+        ("name = 'nlp-bert'", {"nlp-bert"}),
+        ("name != 'nlp-bert'", {"Default", "vision-cnn", "vision-vit"}),
+        ("name LIKE 'vision-%'", {"vision-cnn", "vision-vit"}),
+        ("name LIKE 'VISION%'", set()),
+        ("name ILIKE 'VISION%'", {"vision-cnn", "vision-vit"}),
+        ("tags.team = 'vision'", {"vision-vit"}),
+        ("tags.team ILIKE 'vision'", {"vision-cnn", "vision-vit"}),
+        ("tags.team LIKE 'V%'", {"vision-cnn"}),
+        ("tags.team IN ('nlp', 'Vision')", {"vision-cnn", "nlp-bert"}),
+        ("tags.prod = 'yes' and name LIKE 'nlp%'", {"nlp-bert"}),
+        ("name IN ('vision-cnn', 'old-thing')", {"vision-cnn"}),
+        ("creation_time > 0", {"Default", "vision-cnn", "vision-vit", "nlp-bert"}),
+    ],
+    ids=lambda x: x if isinstance(x, str) else None,
+)
+def test_search_experiments_filter(
+    store: SqlTrackingStore, experiments: dict[str, str], filter_string: str, expected: set[str]
+) -> None:
+    assert set(_names(store.search_experiments(filter_string=filter_string))) == expected
+
+
+def test_search_experiments_filter_on_creation_time(
+    store: SqlTrackingStore, experiments: dict[str, str]
+) -> None:
+    cut = store.get_experiment(experiments["vision-vit"]).creation_time
+    found = store.search_experiments(filter_string=f"creation_time >= {cut}")
+    assert set(_names(found)) == {"vision-vit", "nlp-bert"}
+
+
+@pytest.mark.parametrize(
+    "filter_string",
+    ["metrics.loss > 1", "params.x = 'a'", "status = 'RUNNING'", "name > 'a'", "name = "],
+)
+def test_search_experiments_invalid_filter(
+    store: SqlTrackingStore, filter_string: str
+) -> None:
+    with pytest.raises(InvalidFilter) as info:
+        store.search_experiments(filter_string=filter_string)
+    assert info.value.error_code == "INVALID_PARAMETER_VALUE"
+
+
+def test_search_experiments_order(store: SqlTrackingStore, experiments: dict[str, str]) -> None:
+    by_name = store.search_experiments(order_by=["name ASC"])
+    assert _names(by_name) == ["Default", "nlp-bert", "vision-cnn", "vision-vit"]
+    by_name_desc = store.search_experiments(order_by=["name DESC"])
+    assert _names(by_name_desc) == ["vision-vit", "vision-cnn", "nlp-bert", "Default"]
+    newest_first = store.search_experiments()
+    assert _names(newest_first) == ["nlp-bert", "vision-vit", "vision-cnn", "Default"]
+    oldest_first = store.search_experiments(order_by=["creation_time ASC"])
+    assert _names(oldest_first) == ["Default", "vision-cnn", "vision-vit", "nlp-bert"]
+
+
+@pytest.mark.parametrize("order", ["metrics.loss", "tags.team", "name SIDEWAYS", "nope"])
+def test_search_experiments_invalid_order(store: SqlTrackingStore, order: str) -> None:
+    with pytest.raises(InvalidFilter):
+        store.search_experiments(order_by=[order])
+
+
+def test_search_experiments_pages(store: SqlTrackingStore, experiments: dict[str, str]) -> None:
+    seen: list[str] = []
+    token = None
+    pages = 0
+    while True:
+        page = store.search_experiments(
+            view_type=ViewType.ALL, max_results=2, order_by=["name"], page_token=token
+        )
+        assert len(page) <= 2
+        seen += _names(page)
+        pages += 1
+        token = page.token
+        if token is None:
+            break
+    assert pages == 3
+    assert seen == sorted(["Default", "vision-cnn", "vision-vit", "nlp-bert", "old-thing"])
+
+
+@pytest.mark.parametrize("max_results", [0, -1, 50_001])
+def test_search_experiments_max_results_bounds(store: SqlTrackingStore, max_results: int) -> None:
+    with pytest.raises(InvalidParameterValue):
+        store.search_experiments(max_results=max_results)
+
+
+def test_search_experiments_bad_page_token(store: SqlTrackingStore) -> None:
+    with pytest.raises(InvalidParameterValue) as info:
+        store.search_experiments(page_token="definitely not a token")
+    assert info.value.error_code == "INVALID_PARAMETER_VALUE"
