@@ -2,12 +2,50 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+_SCRATCH = Path(tempfile.gettempdir()).resolve()
+
+
+def _inside_scratch(path: object) -> bool:
+    try:
+        Path(os.fspath(path)).resolve().relative_to(_SCRATCH)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+@pytest.fixture(autouse=True)
+def destructive_calls_stay_in_scratch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A safety interlock, not a mock: these tests feed attack paths such as ``/`` and
+    ``/etc/passwd`` to delete and write operations. Should a regression ever let one through,
+    the deletion or replacement is refused here (the test fails) instead of touching the
+    machine. Every legitimate call in these tests works under the temporary directory."""
+    real_rmtree, real_unlink, real_replace = shutil.rmtree, Path.unlink, os.replace
+
+    def rmtree(path: Any, *args: Any, **kwargs: Any) -> None:
+        assert _inside_scratch(path), f"refusing to delete {path} outside the scratch area"
+        real_rmtree(path, *args, **kwargs)
+
+    def unlink(self: Path, missing_ok: bool = False) -> None:
+        assert _inside_scratch(self), f"refusing to delete {self} outside the scratch area"
+        real_unlink(self, missing_ok=missing_ok)
+
+    def replace(src: Any, dst: Any, **kwargs: Any) -> None:
+        assert _inside_scratch(dst), f"refusing to replace {dst} outside the scratch area"
+        real_replace(src, dst, **kwargs)
+
+    monkeypatch.setattr(shutil, "rmtree", rmtree)
+    monkeypatch.setattr(Path, "unlink", unlink)
+    monkeypatch.setattr(os, "replace", replace)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,84 @@
+"""``create_app(settings)``: the tracking server as an ASGI application.
+
+Routes come from one factory per resource in :mod:`slipway.server.routers`; each takes the
+:class:`ServerContext` (the store, the artifact destination, the settings), so nothing reaches
+for a global. MLflow's tracking routes are served under both ``/api/2.0/mlflow`` and
+``/ajax-api/2.0/mlflow``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+
+import slipway
+from slipway.server.context import ServerContext
+from slipway.server.errors import EXCEPTION_HANDLERS
+from slipway.server.middleware import AllowedHostsMiddleware, BodyLimitMiddleware
+from slipway.server.routers import artifacts, experiments, metrics, runs
+from slipway.server.settings import ServerSettings
+
+API_PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
+ARTIFACT_PROXY_PREFIX = "/api/2.0/mlflow-artifacts"
+STREAMING_PATHS = (ARTIFACT_PROXY_PREFIX, "/ajax-api/2.0/mlflow/upload-artifact")
+
+
+async def health(_request: Request) -> Response:
+    return PlainTextResponse("OK")
+
+
+async def version(_request: Request) -> Response:
+    return PlainTextResponse(slipway.__version__)
+
+
+def tracking_routes(ctx: ServerContext) -> list[BaseRoute]:
+    """The MLflow tracking API routes (without prefix)."""
+    return [
+        *experiments.routes(ctx),
+        *runs.routes(ctx),
+        *metrics.routes(ctx),
+        *artifacts.tracking_routes(ctx),
+    ]
+
+
+def create_app(settings: ServerSettings | None = None,
+               context: ServerContext | None = None) -> Starlette:
+    """The server app for ``settings`` (or an already built ``context``)."""
+    settings = settings or ServerSettings()
+    ctx = context or ServerContext.from_settings(settings)
+    api = tracking_routes(ctx)
+    routes: list[BaseRoute] = [
+        Route("/health", health, methods=["GET"]),
+        Route("/version", version, methods=["GET"]),
+        *[Mount(prefix, routes=api) for prefix in API_PREFIXES],
+        *artifacts.top_level_routes(ctx),
+    ]
+    if settings.serve_artifacts:
+        routes.append(Mount(ARTIFACT_PROXY_PREFIX, routes=artifacts.proxy_routes(ctx)))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        yield
+        ctx.close()
+
+    app = Starlette(
+        routes=routes,
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[
+            Middleware(AllowedHostsMiddleware, allowed=settings.allowed_hosts),
+            Middleware(BodyLimitMiddleware, limit=settings.max_request_bytes,
+                       exempt_prefixes=STREAMING_PATHS),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.context = ctx
+    return app
+
+
+__all__ = ["API_PREFIXES", "JSONResponse", "create_app"]

@@ -1,0 +1,1 @@
+"""MLflow REST API routes, one module per resource."""
