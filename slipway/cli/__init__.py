@@ -13,12 +13,17 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 
 
 @click.group("slipway", cls=SlipwayGroup, context_settings=CONTEXT_SETTINGS)
-@click.version_option(slipway.__version__, "--version", "-V", prog_name="slipway",
-                      message="%(prog)s %(version)s")
-@click.option("--tracking-uri", envvar="SLIPWAY_TRACKING_URI", show_envvar=True,
-              metavar="URI",
-              help="Where runs are recorded: a folder, sqlite:///path.db or "
-                   "postgresql://... Default: ./.slipway")
+@click.version_option(
+    slipway.__version__, "--version", "-V", prog_name="slipway", message="%(prog)s %(version)s"
+)
+@click.option(
+    "--tracking-uri",
+    envvar="SLIPWAY_TRACKING_URI",
+    show_envvar=True,
+    metavar="URI",
+    help="Where runs are recorded: a folder, sqlite:///path.db or "
+    "postgresql://... Default: ./.slipway",
+)
 @click.pass_context
 def cli(ctx: click.Context, tracking_uri: str | None) -> None:
     """Slipway: track machine-learning experiments and runs.

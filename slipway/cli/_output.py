@@ -1,9 +1,7 @@
-"""Helpers shared by the commands: the client, consoles, JSON, formatting and error handling.
+"""What the commands share: the client, consoles, JSON, formatting, errors, the runs table.
 
-Output goes through rich consoles made per command, so that tests (which swap ``sys.stdout``)
-and pipes get plain, deterministic text: without a terminal there is no colour and the width
-is ``COLUMNS`` or 120 characters.
-"""
+Consoles are made per command on the current ``sys.stdout``; without a terminal they print no
+colour, at ``COLUMNS`` or 120 characters wide, so pipes and tests get deterministic text."""
 
 from __future__ import annotations
 
@@ -11,9 +9,10 @@ import json
 import os
 import sys
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, TypeVar
 
 import click
@@ -53,22 +52,18 @@ def _set_tracking_uri(ctx: click.Context, _param: click.Parameter, value: str | 
         ctx.ensure_object(CliState).tracking_uri = value
 
 
-def tracking_uri_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    """``--tracking-uri`` on a command, overriding the one given to ``slipway`` itself."""
-    return click.option(
-        "--tracking-uri",
-        metavar="URI",
-        expose_value=False,
-        is_eager=True,
-        callback=_set_tracking_uri,
-        help="Tracking URI for this command (overrides the global option).",
-    )(func)
-
-
-def json_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--json", "as_json", is_flag=True, help="Print JSON instead of a table, and nothing else."
-    )(func)
+# ``--tracking-uri`` on each command too, overriding the one given to ``slipway`` itself.
+tracking_uri_option = click.option(
+    "--tracking-uri",
+    metavar="URI",
+    expose_value=False,
+    is_eager=True,
+    callback=_set_tracking_uri,
+    help="Tracking URI for this command (overrides the global one).",
+)
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print JSON instead of a table, and nothing else."
+)
 
 
 # -- consoles --------------------------------------------------------------------------------
@@ -88,9 +83,7 @@ def make_console(stderr: bool = False) -> Console:
 
 def print_error(message: str) -> None:
     """``Error: <message>`` in red on stderr, on one line."""
-    make_console(stderr=True).print(
-        Text(f"Error: {message}", style="bold red"), soft_wrap=True
-    )
+    make_console(stderr=True).print(Text(f"Error: {message}", style="bold red"), soft_wrap=True)
 
 
 def print_json(data: Any) -> None:
@@ -98,17 +91,28 @@ def print_json(data: Any) -> None:
 
 
 class SlipwayGroup(click.Group):
-    """A group whose commands report a :class:`SlipwayError` as one line and exit code 1."""
+    """A group whose commands report a :class:`SlipwayError` (or a file system error, such as
+    an unusable tracking folder) as one line and exit code 1."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except SlipwayError as err:
             print_error(err.message)
-            ctx.exit(1)
+            raise click.exceptions.Exit(1) from None
+        except OSError as err:
+            if isinstance(err, BrokenPipeError):  # click handles a closed pipe itself
+                raise
+            print_error(f"{err.strerror}: {err.filename}" if err.filename else str(err))
+            raise click.exceptions.Exit(1) from None
 
 
 # -- formatting ------------------------------------------------------------------------------
+
+
+def plain_table(**options: Any) -> Table:
+    """A table without borders: lines that stay readable when piped or grepped."""
+    return Table(box=None, header_style="bold", pad_edge=False, **options)
 
 
 def cell(value: object, style: str = "") -> Text:
@@ -125,22 +129,17 @@ def format_time(ms: int | None, seconds: bool = True) -> str:
 
 
 def format_duration(info: RunInfo) -> str:
+    """``850ms``, ``12.3s``, ``4m 05s``, ``2h 07m`` or ``3d 04h``; ``-`` until the run ends."""
     if info.start_time is None or info.end_time is None:
         return EMPTY
     ms = max(0, info.end_time - info.start_time)
-    if ms < 1000:
-        return f"{ms}ms"
-    seconds = ms / 1000
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, sec = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m {sec:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours}h {minutes:02d}m"
-    days, hours = divmod(hours, 24)
-    return f"{days}d {hours:02d}h"
+    if ms < 60_000:
+        return f"{ms}ms" if ms < 1000 else f"{ms / 1000:.1f}s"
+    sec = ms // 1000
+    for unit, size, small, small_size in (("d", 86400, "h", 3600), ("h", 3600, "m", 60)):
+        if sec >= size:
+            return f"{sec // size}{unit} {sec % size // small_size:02d}{small}"
+    return f"{sec // 60}m {sec % 60:02d}s"
 
 
 def format_number(value: float) -> str:
@@ -148,13 +147,7 @@ def format_number(value: float) -> str:
     return f"{value:.6g}"
 
 
-STATUS_STYLES = {
-    "RUNNING": "yellow",
-    "SCHEDULED": "cyan",
-    "FINISHED": "green",
-    "FAILED": "red",
-    "KILLED": "magenta",
-}
+STATUS_STYLES = {"RUNNING": "yellow", "FINISHED": "green", "FAILED": "red", "KILLED": "magenta"}
 
 
 def status_cell(info: RunInfo) -> Text:
@@ -186,90 +179,92 @@ MAX_DATA_COLUMNS = 10
 PREFERRED_PARAMS = 3
 NAME_BUDGET = 24
 GAP = 2
+NO_WRAP: dict[str, Any] = {"no_wrap": True}
+FOLD: dict[str, Any] = {"overflow": "fold"}
+ID_COLUMN: dict[str, Any] = {"no_wrap": True, "min_width": SHORT_ID}
+JUSTIFY: dict[str, dict[str, Any]] = {"metrics": {"justify": "right"}, "params": {}, "tags": {}}
 
 
-@dataclass(eq=False)
 class _Col:
-    header: str
-    cells: list[Text]
-    options: dict[str, Any]
-
-    @property
-    def width(self) -> int:
-        return max(len(self.header), *(c.cell_len for c in self.cells))
+    def __init__(self, header: str, cells: Iterable[Text], **options: Any) -> None:
+        self.header, self.cells, self.options = header, list(cells), options
+        self.width = max([len(header), *(c.cell_len for c in self.cells)]) + GAP
 
 
 def ranked_columns(runs: Sequence[Run]) -> list[Column]:
     """Metric and param columns, most wanted first: the most common metrics (system metrics
     last) alternating with the first few params, then the rest."""
-    metrics = Counter(k for run in runs for k in run.data.metrics)
-    params = Counter(k for run in runs for k in run.data.params)
 
     def ranked(kind: str, counts: Counter[str]) -> list[Column]:
         keys = sorted(counts, key=lambda k: (k.startswith("system/"), -counts[k], k))
         return [(kind, k) for k in keys]
 
-    m, p = ranked("metrics", metrics), ranked("params", params)
+    m = ranked("metrics", Counter(k for run in runs for k in run.data.metrics))
+    p = ranked("params", Counter(k for run in runs for k in run.data.params))
     n = min(len(p), PREFERRED_PARAMS)
-    pairs = [col for i in range(n) for col in m[i : i + 1] + p[i : i + 1]]
-    return pairs + m[n:] + p[n:]
+    return [col for i in range(n) for col in m[i : i + 1] + p[i : i + 1]] + m[n:] + p[n:]
 
 
-def _data_cell(run: Run, column: Column) -> Text:
-    kind, key = column
+def _data_cell(run: Run, kind: str, key: str) -> Text:
     if kind == "metrics":
         value = run.data.metrics.get(key)
         return cell(None if value is None else format_number(value))
     return cell((run.data.params if kind == "params" else run.data.tags).get(key))
 
 
-def render_runs(console: Console, runs: Sequence[Run], columns: list[Column] | None,
-                experiments: dict[str, str] | None, show_stage: bool) -> None:
+def render_runs(
+    console: Console,
+    runs: Sequence[Run],
+    columns: list[Column] | None,
+    experiments: dict[str, str] | None,
+    show_stage: bool,
+) -> None:
     """The runs as a table that fits the console: short id, name, [experiment], status,
-    [stage], then as many of start time, duration and data columns as fit (all the data
-    columns asked for when ``columns`` is given)."""
-    infos = [run.info for run in runs]
-    fixed = [_Col("Run ID", [cell(i.run_id[:SHORT_ID], "cyan") for i in infos],
-                  {"no_wrap": True, "min_width": SHORT_ID}),
-             _Col("Name", [cell(i.run_name) for i in infos], {"overflow": "fold"})]
-    if experiments:
-        fixed.append(_Col("Experiment", [cell(experiments.get(i.experiment_id)) for i in infos],
-                          {"overflow": "fold"}))
-    fixed.append(_Col("Status", [status_cell(i) for i in infos], {"no_wrap": True}))
-    if show_stage:
-        fixed.append(_Col("Stage", [cell(i.lifecycle_stage) for i in infos], {"no_wrap": True}))
-    optional = [
-        _Col("Started", [cell(format_time(i.start_time, seconds=False)) for i in infos],
-             {"no_wrap": True}),
-        _Col("Duration", [cell(format_duration(i)) for i in infos],
-             {"no_wrap": True, "justify": "right"}),
+    [stage], then as many of start time, duration and data columns as fit (but every data
+    column asked for when ``columns`` is given)."""
+
+    def make(header: str, show: Callable[[Run], object], **options: Any) -> _Col:
+        values = (show(run) for run in runs)
+        return _Col(header, [v if isinstance(v, Text) else cell(v) for v in values], **options)
+
+    fixed = [
+        make("Run ID", lambda r: cell(r.info.run_id[:SHORT_ID], "cyan"), **ID_COLUMN),
+        make("Name", lambda r: r.info.run_name, **FOLD),
     ]
-    wanted = columns if columns is not None else ranked_columns(runs)
-    data = [_Col(f"{kind}.{key}", [_data_cell(run, (kind, key)) for run in runs],
-                 {"overflow": "fold", "justify": "right" if kind == "metrics" else "left"})
-            for kind, key in wanted]
-    room = console.width - sum(min(c.width, NAME_BUDGET) + GAP for c in fixed)
-    if columns is None:
-        candidates, forced = optional + data[:MAX_DATA_COLUMNS], []
-    else:  # the columns asked for come first, then start time and duration if they fit
-        candidates, forced = optional, data
-        room -= sum(c.width + GAP for c in data)
-    shown = list(forced)
-    for col in candidates:
-        if col.width + GAP <= room:
-            room -= col.width + GAP
+    if experiments:
+        fixed.append(make("Experiment", lambda r: experiments.get(r.info.experiment_id), **FOLD))
+    fixed.append(make("Status", lambda r: status_cell(r.info), **NO_WRAP))
+    if show_stage:
+        fixed.append(make("Stage", lambda r: r.info.lifecycle_stage, **NO_WRAP))
+    optional = [
+        make("Started", lambda r: format_time(r.info.start_time, seconds=False), **NO_WRAP),
+        make("Duration", lambda r: format_duration(r.info), **NO_WRAP, justify="right"),
+    ]
+    wanted = ranked_columns(runs) if columns is None else columns
+    data = [
+        make(f"{k}.{key}", partial(_data_cell, kind=k, key=key), **FOLD, **JUSTIFY[k])
+        for k, key in wanted
+    ]
+    room = console.width - sum(min(c.width, NAME_BUDGET + GAP) for c in fixed)
+    shown = [] if columns is None else list(data)  # every column asked for, the rest if they fit
+    room -= sum(c.width for c in shown)
+    for col in optional + (data[:MAX_DATA_COLUMNS] if columns is None else []):
+        if col.width <= room:
+            room -= col.width
             shown.append(col)
     shown = [c for c in optional + data if c in shown]
     if columns is None:  # metrics, then params
         shown.sort(key=lambda c: c.header.startswith("params."))
-    table = Table(box=None, header_style="bold", pad_edge=False)
+    table = plain_table()
     for col in fixed + shown:
         table.add_column(col.header, **col.options)
     for i in range(len(runs)):
         table.add_row(*(col.cells[i] for col in fixed + shown))
     console.print(table)
-    hidden = len(data) - sum(col in data for col in shown)
+    hidden = sum(c not in shown for c in data)
     if hidden and columns is None:
-        console.print(f"{hidden} more metric/param column{'s' if hidden > 1 else ''} not "
-                      "shown; pick columns with --columns (e.g. --columns "
-                      "metrics.loss,params.lr).", style="dim")
+        console.print(
+            f"{hidden} more metric/param column{'s' if hidden > 1 else ''} not shown; "
+            "pick columns with --columns (e.g. --columns metrics.loss,params.lr).",
+            style="dim",
+        )

@@ -6,7 +6,6 @@ from collections.abc import Callable
 from typing import Any
 
 import click
-from rich.table import Table
 
 from slipway import Experiment, SlipwayClient, ViewType
 from slipway.cli._output import (
@@ -18,6 +17,7 @@ from slipway.cli._output import (
     json_option,
     make_console,
     pass_state,
+    plain_table,
     print_json,
     tracking_uri_option,
 )
@@ -29,7 +29,7 @@ VIEWS = {"active": ViewType.ACTIVE_ONLY, "deleted": ViewType.DELETED_ONLY, "all"
 def view_option(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return click.option(
         "--view",
-        type=click.Choice(sorted(VIEWS), case_sensitive=False),
+        type=click.Choice(list(VIEWS), case_sensitive=False),
         default="active",
         show_default=True,
         help=f"Which {what} to list: active ones, deleted ones or all.",
@@ -73,10 +73,19 @@ def experiments() -> None:
 
 @experiments.command("list")
 @view_option("experiments")
-@click.option("--filter", "filter_string", metavar="FILTER",
-              help="""Search filter, e.g. "name LIKE 'iris%'" or "tags.team = 'growth'".""")
-@click.option("--max-results", type=click.IntRange(min=1), default=1000, show_default=True,
-              help="List at most this many experiments.")
+@click.option(
+    "--filter",
+    "filter_string",
+    metavar="FILTER",
+    help="""Search filter, e.g. "name LIKE 'iris%'" or "tags.team = 'growth'".""",
+)
+@click.option(
+    "--max-results",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="List at most this many experiments.",
+)
 @json_option
 @tracking_uri_option
 @pass_state
@@ -86,9 +95,7 @@ def list_experiments(
     """List experiments, most recently created first."""
     view_type = VIEWS[view.lower()]
     found, more = collect(
-        lambda n, token: state.client.search_experiments(
-            view_type, n, filter_string, None, token
-        ),
+        lambda n, token: state.client.search_experiments(view_type, n, filter_string, None, token),
         max_results,
     )
     if as_json:
@@ -98,7 +105,7 @@ def list_experiments(
     if not found:
         console.print("No experiments found.")
         return
-    table = Table(box=None, header_style="bold", pad_edge=False)
+    table = plain_table()
     table.add_column("ID", no_wrap=True, min_width=2)
     table.add_column("Name", overflow="fold")
     table.add_column("Created", no_wrap=True)
@@ -107,25 +114,39 @@ def list_experiments(
     if show_stage:
         table.add_column("Stage", no_wrap=True)
     for exp in found:
-        row = [cell(exp.experiment_id), cell(exp.name), cell(format_time(exp.creation_time)),
-               cell(exp.artifact_location)]
+        row = [
+            cell(exp.experiment_id),
+            cell(exp.name),
+            cell(format_time(exp.creation_time)),
+            cell(exp.artifact_location),
+        ]
         if show_stage:
             row.append(cell(exp.lifecycle_stage, "dim" if exp.lifecycle_stage == "deleted" else ""))
         table.add_row(*row)
     console.print(table)
     if more:
-        console.print(f"Showing the first {len(found)} experiments; raise --max-results to "
-                      "see more.", style="dim")
-
+        console.print(
+            f"Showing the first {len(found)} experiments; raise --max-results to see more.",
+            style="dim",
+        )
 
 
 @experiments.command("create")
 @click.argument("name")
-@click.option("--artifact-location", metavar="L",
-              help="Where the runs' artifacts go (a folder or s3://...); "
-                   "under the store's artifact root when omitted.")
-@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", callback=_parse_tags,
-              help="Tag the experiment; repeat for several tags.")
+@click.option(
+    "--artifact-location",
+    metavar="L",
+    help="Where the runs' artifacts go (a folder or s3://...); "
+    "under the store's artifact root when omitted.",
+)
+@click.option(
+    "--tag",
+    "tags",
+    multiple=True,
+    metavar="KEY=VALUE",
+    callback=_parse_tags,
+    help="Tag the experiment; repeat for several tags.",
+)
 @tracking_uri_option
 @pass_state
 def create_experiment(
@@ -156,8 +177,10 @@ def delete_experiment(state: CliState, id_or_name: str) -> None:
     """Delete an experiment and its runs (they can be restored)."""
     exp = resolve_experiment(state.client, id_or_name)
     state.client.delete_experiment(exp.experiment_id)
-    click.echo(f"Deleted experiment {exp.experiment_id} ({exp.name!r}); undo with "
-               f"'slipway experiments restore {exp.experiment_id}'.")
+    click.echo(
+        f"Deleted experiment {exp.experiment_id} ({exp.name!r}); undo with "
+        f"'slipway experiments restore {exp.experiment_id}'."
+    )
 
 
 @experiments.command("restore")

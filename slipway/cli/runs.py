@@ -22,6 +22,7 @@ from slipway.cli._output import (
     json_option,
     make_console,
     pass_state,
+    plain_table,
     print_json,
     render_runs,
     status_cell,
@@ -31,8 +32,7 @@ from slipway.cli.experiments import VIEWS, resolve_experiment, view_option
 from slipway.exceptions import InvalidParameterValue, RunNotFound
 
 MIN_PREFIX = 4
-COLUMN_KINDS = {"metric": "metrics", "metrics": "metrics", "param": "params",
-                "params": "params", "tag": "tags", "tags": "tags"}
+COLUMN_KINDS = {name: kind for kind in ("metrics", "params", "tags") for name in (kind, kind[:-1])}
 
 
 def parse_columns(
@@ -66,16 +66,17 @@ def resolve_run(client: SlipwayClient, ref: str) -> Run:
             lambda n, token: client.search_experiments(ViewType.ALL, n, None, None, token),
             sys.maxsize,
         )
-        found = client.search_runs([e.experiment_id for e in experiments],
-                                   f"attributes.run_id LIKE '{prefix}%'", ViewType.ALL, 10)
+        ids = [e.experiment_id for e in experiments]
+        like = f"attributes.run_id LIKE '{prefix}%'"
+        found = client.search_runs(ids, like, ViewType.ALL, max_results=10)
         matches = [r for r in found if r.info.run_id.startswith(prefix)]
         if len(matches) == 1:
             return matches[0]
         if not matches:
             raise
-        ids = ", ".join(r.info.run_id for r in matches[:3])
+        some = ", ".join(r.info.run_id for r in matches[:3])
         raise InvalidParameterValue(
-            f"Run id prefix {ref!r} matches several runs ({ids}, ...); give more characters"
+            f"Run id prefix {ref!r} matches several runs ({some}, ...); give more characters"
         ) from None
 
 
@@ -89,25 +90,54 @@ def runs() -> None:
 
 
 @runs.command("list")
-@click.option("--experiment", "-e", "experiment_refs", multiple=True, required=True,
-              metavar="NAME_OR_ID", help="Experiment to search; repeat for several.")
-@click.option("--filter", "filter_string", metavar="FILTER",
-              help="""Search filter, e.g. "metrics.loss < 0.01 and params.lr = '0.1'".""")
-@click.option("--order-by", multiple=True, metavar="CLAUSE",
-              help="""Sort clause such as "metrics.loss ASC"; repeatable. Default: newest
-              first.""")
-@click.option("--max-results", type=click.IntRange(min=1), default=100, show_default=True,
-              help="List at most this many runs.")
+@click.option(
+    "--experiment",
+    "-e",
+    "experiment_refs",
+    multiple=True,
+    required=True,
+    metavar="NAME_OR_ID",
+    help="Experiment to search; repeat for several.",
+)
+@click.option(
+    "--filter",
+    "filter_string",
+    metavar="FILTER",
+    help="""Search filter, e.g. "metrics.loss < 0.01 and params.lr = '0.1'".""",
+)
+@click.option(
+    "--order-by",
+    multiple=True,
+    metavar="CLAUSE",
+    help='Sort clause such as "metrics.loss ASC"; repeatable. Default: newest first.',
+)
+@click.option(
+    "--max-results",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="List at most this many runs.",
+)
 @view_option("runs")
-@click.option("--columns", multiple=True, callback=parse_columns, metavar="COLS",
-              help="""Comma-separated metrics.KEY, params.KEY or tags.KEY columns to show
-              (repeatable). Default: the most common metrics and params.""")
+@click.option(
+    "--columns",
+    multiple=True,
+    callback=parse_columns,
+    metavar="COLS",
+    help="Comma-separated metrics.KEY, params.KEY or tags.KEY columns to show "
+    "(repeatable). Default: the most common metrics and params that fit.",
+)
 @json_option
 @tracking_uri_option
 @pass_state
 def list_runs(
-    state: CliState, experiment_refs: tuple[str, ...], filter_string: str | None,
-    order_by: tuple[str, ...], max_results: int, view: str, columns: list[Column] | None,
+    state: CliState,
+    experiment_refs: tuple[str, ...],
+    filter_string: str | None,
+    order_by: tuple[str, ...],
+    max_results: int,
+    view: str,
+    columns: list[Column] | None,
     as_json: bool,
 ) -> None:
     """List the runs of one or more experiments, newest first.
@@ -124,8 +154,9 @@ def list_runs(
         experiments[exp.experiment_id] = exp.name
     view_type = VIEWS[view.lower()]
     found, more = collect(
-        lambda n, token: client.search_runs(list(experiments), filter_string, view_type, n,
-                                            list(order_by), token),
+        lambda n, token: client.search_runs(
+            list(experiments), filter_string, view_type, n, list(order_by), token
+        ),
         max_results,
     )
     if as_json:
@@ -135,11 +166,12 @@ def list_runs(
     if not found:
         console.print("No runs found.")
         return
-    render_runs(console, found, columns, experiments if len(experiments) > 1 else None,
-                show_stage=view_type is not ViewType.ACTIVE_ONLY)
+    several = experiments if len(experiments) > 1 else None
+    render_runs(console, found, columns, several, view_type is not ViewType.ACTIVE_ONLY)
     if more:
-        console.print(f"Showing the first {len(found)} runs; raise --max-results to see more.",
-                      style="dim")
+        console.print(
+            f"Showing the first {len(found)} runs; raise --max-results to see more.", style="dim"
+        )
 
 
 @runs.command("show")
@@ -174,31 +206,33 @@ def _render_run(console: Console, run: Run, experiment: str) -> None:
     grid.add_row("Artifacts", cell(info.artifact_uri))
     console.print(grid)
     data = run.data
-    _section(console, "Params", ["Key", "Value"],
-             [[k, data.params[k]] for k in sorted(data.params)])
+    datasets = [(i.dataset, i.context) for i in run.inputs.dataset_inputs]
     metrics = sorted(data.metric_records, key=lambda m: m.key)
-    _section(console, "Metrics", ["Key", "Value", "Step", "Logged"],
-             [[m.key, str(m.value), str(m.step), format_time(m.timestamp)] for m in metrics])
-    _section(console, "Tags", ["Key", "Value"], [[k, data.tags[k]] for k in sorted(data.tags)])
-    _section(console, "Datasets", ["Name", "Digest", "Context", "Source type", "Source"], [
-        [d.dataset.name, d.dataset.digest, d.context, d.dataset.source_type, d.dataset.source]
-        for d in run.inputs.dataset_inputs
-    ])
-
-
-def _section(console: Console, title: str, headers: list[str],
-             rows: list[list[str | None]]) -> None:
-    console.print()
-    if not rows:
-        console.print(Text(f"{title}: none", style="dim"))
-        return
-    table = Table(title=title, title_justify="left", title_style="bold", box=None,
-                  header_style="bold", pad_edge=False)
-    for header in headers:
-        table.add_column(header, overflow="fold")
-    for row in rows:
-        table.add_row(*(cell(value) for value in row))
-    console.print(table)
+    sections: list[tuple[str, list[str], list[tuple[object, ...]]]] = [
+        ("Params", ["Key", "Value"], sorted(data.params.items())),
+        (
+            "Metrics",
+            ["Key", "Value", "Step", "Logged"],
+            [(m.key, m.value, m.step, format_time(m.timestamp)) for m in metrics],
+        ),
+        ("Tags", ["Key", "Value"], sorted(data.tags.items())),
+        (
+            "Datasets",
+            ["Name", "Digest", "Context", "Source type", "Source"],
+            [(d.name, d.digest, ctx, d.source_type, d.source) for d, ctx in datasets],
+        ),
+    ]
+    for title, headers, rows in sections:
+        console.print()
+        if not rows:
+            console.print(Text(f"{title}: none", style="dim"))
+            continue
+        table = plain_table(title=title, title_justify="left", title_style="bold")
+        for header in headers:
+            table.add_column(header, overflow="fold")
+        for row in rows:
+            table.add_row(*map(cell, row))
+        console.print(table)
 
 
 @runs.command("delete")
@@ -209,8 +243,10 @@ def delete_run(state: CliState, run_id: str) -> None:
     """Delete a run (it can be restored)."""
     run = resolve_run(state.client, run_id)
     state.client.delete_run(run.info.run_id)
-    click.echo(f"Deleted run {run.info.run_id} ({run.info.run_name!r}); undo with "
-               f"'slipway runs restore {run.info.run_id}'.")
+    click.echo(
+        f"Deleted run {run.info.run_id} ({run.info.run_name!r}); undo with "
+        f"'slipway runs restore {run.info.run_id}'."
+    )
 
 
 @runs.command("restore")

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import StaticPool
 
@@ -44,6 +44,14 @@ def sqlite_path(uri: str) -> str | None:
     path = uri.split(":///", 1)[1] if ":///" in uri else ""
     path = path.split("?", 1)[0]
     return None if path in ("", ":memory:") else path
+
+
+def safe_uri(uri: str) -> str:
+    """``uri`` with any password hidden, for messages."""
+    try:
+        return make_url(uri).render_as_string(hide_password=True)
+    except Exception:
+        return uri.split("@", 1)[-1] if "@" in uri else uri
 
 
 def create_sql_engine(uri: str) -> Engine:
@@ -75,7 +83,12 @@ def _create_sqlite_engine(uri: str) -> Engine:
             "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
         )
     else:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InvalidParameterValue(
+                f"Cannot create the folder for the tracking database {path!r}: {exc.strerror}"
+            ) from exc
         engine = create_engine(
             uri,
             connect_args={"check_same_thread": False, "timeout": _SQLITE_BUSY_TIMEOUT_MS / 1000},

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, tuple_, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from slipway.artifacts.paths import join_uri, validate_artifact_root
 from slipway.entities import (
@@ -33,6 +33,7 @@ from slipway.exceptions import (
     ResourceAlreadyExists,
     ResourceDoesNotExist,
     RunNotFound,
+    TemporarilyUnavailable,
 )
 from slipway.tracking import search
 from slipway.tracking.store.base import SEARCH_MAX_RESULTS_DEFAULT, AbstractTrackingStore
@@ -80,8 +81,15 @@ class SqlTrackingStore(AbstractTrackingStore):
         self.default_artifact_root = validate_artifact_root(default_artifact_root)
         self.engine = sql_engine.create_sql_engine(db_uri)
         sql_engine.pid_guard(self.engine)
-        sql_engine.ensure_schema(self.engine)
-        self._ensure_default_experiment()
+        try:
+            sql_engine.ensure_schema(self.engine)
+            self._ensure_default_experiment()
+        except OperationalError as exc:
+            self.engine.dispose()
+            raise TemporarilyUnavailable(
+                f"Cannot open the tracking database {sql_engine.safe_uri(db_uri)}: "
+                f"{str(exc.orig).strip() or exc.__class__.__name__}"
+            ) from exc
 
     def close(self) -> None:
         self.engine.dispose()
@@ -693,15 +701,12 @@ def _log_params(conn: Connection, run_id: str, items: Sequence[Param]) -> None:
     wanted = {p.key: p.value for p in items}
     existing: dict[str, str] = {}
     for part in chunks(list(wanted)):
-        existing.update(
-            conn.execute(
-                select(q.params.c.key, q.params.c.value).where(
-                    q.params.c.run_uuid == run_id, q.params.c.key.in_(part)
-                )
+        rows = conn.execute(
+            select(q.params.c.key, q.params.c.value).where(
+                q.params.c.run_uuid == run_id, q.params.c.key.in_(part)
             )
-            .tuples()
-            .all()
         )
+        existing.update({row.key: row.value for row in rows})
     changed = {
         k: (existing[k], val) for k, val in wanted.items() if k in existing and existing[k] != val
     }
