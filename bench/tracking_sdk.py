@@ -729,6 +729,10 @@ def fmt_time(seconds: float | None) -> str:
     return f"{seconds:.2f} s"
 
 
+def fmt_mlflow(row: Row) -> str:
+    return fmt_time(row.mlflow_s) + (" *" if row.mlflow_extrapolated else "")
+
+
 def fmt_rss(value: int | None) -> str:
     return "-" if value is None else f"{value / 2**20:.0f} MiB"
 
@@ -744,153 +748,150 @@ def fmt_aim(row: Row) -> str:
     if row.aim is None:
         return ""
     meets = row.meets_aim
-    mark = "?" if meets is None else ("yes" if meets else "NO")
-    return f">= {row.aim:.0f}x: {mark}"
+    mark = "?" if meets is None else ("met" if meets else "MISSED")
+    return f">={row.aim:.0f}x {mark}"
 
 
 def rows_from(results: dict[str, Any], cfg: Config) -> list[Row]:
-    def get(key: str) -> dict[str, Any] | None:
-        found: dict[str, Any] | None = results.get(key)
-        return found
+    def seconds(key: str, field_: str) -> float | None:
+        found = results.get(key)
+        return None if found is None else float(found[field_])
 
     def rss(key: str) -> int | None:
-        found = get(key)
+        found = results.get(key)
         return None if found is None else int(found["peak_rss"])
 
     rows: list[Row] = []
     n = cfg.steps
-    s_loop = get("loop/slipway")
-    s_total = None if s_loop is None else float(s_loop["total_s"])
-
-    def extrapolated(key: str) -> tuple[float | None, bool, str]:
-        found = get(key)
-        if found is None:
-            return None, False, ""
-        m = int(found["n"])
-        if m == n:
-            return float(found["total_s"]), False, f"{m:,} steps measured"
-        # the calls scale with the steps; ending the run (flush included) is paid once
-        value = float(found["calls_s"]) / m * n + float(found["end_s"])
-        note = (
-            f"extrapolated from {m:,} steps measured in {found['total_s']:.2f} s "
-            f"({found['calls_s'] / m * 1e3:.2f} ms/call)"
-        )
-        return value, True, note
-
     if "loop" in cfg.workloads:
-        for key, what in (
-            ("loop/mlflow", "MLflow synchronous (its default)"),
-            ("loop/mlflow-async", "MLflow synchronous=False"),
-            (
-                "loop/mlflow-buffered",
-                "MLflow synchronous=False + MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS=1",
-            ),
+        s_loop = results.get("loop/slipway")
+        s_note = ""
+        if s_loop is not None:
+            s_note = (
+                f"Slipway: {s_loop['calls_s'] / n * 1e6:.1f} µs per log_metric call, "
+                f"then {s_loop['end_s'] * 1e3:.0f} ms in end_run (flush + status); "
+            )
+        for key, label in (
+            ("loop/mlflow", f"loop: log_metric x {n:,} / MLflow sync"),
+            ("loop/mlflow-async", "  same / MLflow synchronous=False"),
+            ("loop/mlflow-buffered", "  same / MLflow async, buffered 1 s"),
         ):
-            value, extra, note = extrapolated(key)
+            found = results.get(key)
+            value, extrapolated, note = None, False, ""
+            if found is not None:
+                m = int(found["n"])
+                per_call = f"{found['calls_s'] / m * 1e3:.2f} ms per call"
+                if m == n:
+                    value, note = float(found["total_s"]), f"MLflow: {per_call}"
+                else:  # the calls scale with the steps; ending the run is paid once
+                    value = float(found["calls_s"]) / m * n + float(found["end_s"])
+                    extrapolated = True
+                    note = (
+                        f"MLflow: extrapolated from {m:,} steps measured in "
+                        f"{found['total_s']:.2f} s ({per_call})"
+                    )
             rows.append(
                 Row(
-                    f"training loop: log_metric x {n:,}, until stored — vs {what}",
-                    s_total,
+                    label,
+                    seconds("loop/slipway", "total_s"),
                     value,
                     rss("loop/slipway"),
                     rss(key),
                     aim=50,
-                    note=note,
-                    mlflow_extrapolated=extra,
+                    note=(s_note if key == "loop/mlflow" else "") + note,
+                    mlflow_extrapolated=extrapolated,
                 )
             )
     if "batch" in cfg.workloads:
-        b_s, b_m = get("batch/slipway"), get("batch/mlflow")
         rows.append(
             Row(
-                f"client.log_batch: {cfg.batch_calls} calls x {cfg.batch_size:,} metrics",
-                None if b_s is None else b_s["total_s"],
-                None if b_m is None else b_m["total_s"],
+                f"log_batch: {cfg.batch_calls} x {cfg.batch_size:,} metrics",
+                seconds("batch/slipway", "total_s"),
+                seconds("batch/mlflow", "total_s"),
                 rss("batch/slipway"),
                 rss("batch/mlflow"),
+                note="synchronous client calls on both sides, distinct keys",
             )
         )
     if "search" in cfg.workloads:
-        q_s, q_m = get("search/slipway"), get("search/mlflow")
-        hits = (q_s or q_m or {}).get("hits")
-        if q_s is not None and q_m is not None and q_s["hits"] != q_m["hits"]:
+        q_s, q_m = results.get("search/slipway"), results.get("search/mlflow")
+        if q_s is not None and q_m is not None and q_s["digest"] != q_m["digest"]:
             raise BenchError(f"search: Slipway found {q_s['hits']} runs, MLflow {q_m['hits']}")
-        note = (
-            ""
-            if hits is None
-            else (
-                f"{hits:,} runs returned on both sides (same runs, same "
-                f"order), median of {cfg.repeats}"
-            )
-        )
+        hits = (q_s or q_m or {}).get("hits")
+        hits_text = "?" if hits is None else f"{hits:,}"
         rows.append(
             Row(
-                f"search_runs over {cfg.runs:,} runs: filter + order_by, all pages",
-                None if q_s is None else q_s["median_s"],
-                None if q_m is None else q_m["median_s"],
+                f"search_runs: {cfg.runs:,} runs -> {hits_text} hits",
+                seconds("search/slipway", "median_s"),
+                seconds("search/mlflow", "median_s"),
                 rss("search/slipway"),
                 rss("search/mlflow"),
                 aim=10,
-                note=note,
+                note=(
+                    f"filter {SEARCH_FILTER!r}, order_by {SEARCH_ORDER[0]!r}, all "
+                    f"pages; same runs in the same order on both sides; median of "
+                    f"{cfg.repeats}"
+                ),
             )
         )
     if "history" in cfg.workloads:
-        h_s, h_m = get("history/slipway"), get("history/mlflow")
+        h_s, h_m = results.get("history/slipway"), results.get("history/mlflow")
         rows.append(
             Row(
                 f"get_metric_history: {cfg.history:,} points",
-                None if h_s is None else h_s["full_median_s"],
-                None if h_m is None else h_m["full_median_s"],
+                seconds("history/slipway", "full_median_s"),
+                seconds("history/mlflow", "full_median_s"),
                 rss("history/slipway"),
                 rss("history/mlflow"),
                 aim=10,
-                note=f"median of {cfg.repeats}",
+                note=f"the full history, median of {cfg.repeats}",
             )
         )
-        counts = [
-            f"{side}: {found['interval_points']} points"
+        counts = ", ".join(
+            f"{side} {found['interval_points']} points"
             for side, found in (("Slipway", h_s), ("MLflow", h_m))
             if found is not None
-        ]
+        )
         rows.append(
             Row(
                 f"bulk interval: {INTERVAL_POINTS} of {cfg.history:,} points",
-                None if h_s is None else h_s["interval_median_s"],
-                None if h_m is None else h_m["interval_median_s"],
+                seconds("history/slipway", "interval_median_s"),
+                seconds("history/mlflow", "interval_median_s"),
                 rss("history/slipway"),
                 rss("history/mlflow"),
                 aim=10,
                 note=(
-                    f"median of {cfg.repeats}; "
-                    + ", ".join(counts)
-                    + "; MLflow: store method (no public client method)"
+                    f"median of {cfg.repeats}; {counts}; MLflow has no public client "
+                    "method, so its store's get_metric_history_bulk_interval (what "
+                    "its server calls) is timed"
                 ),
             )
         )
     if "search" in cfg.workloads:
-        p_s, p_m = get("populate/slipway"), get("populate/mlflow")
         rows.append(
             Row(
-                f"(setup) populate {cfg.runs:,} runs: create_run + log_batch",
-                None if p_s is None else p_s["total_s"],
-                None if p_m is None else p_m["total_s"],
+                f"(setup) populate {cfg.runs:,} runs",
+                seconds("populate/slipway", "total_s"),
+                seconds("populate/mlflow", "total_s"),
                 rss("populate/slipway"),
                 rss("populate/mlflow"),
                 section="setup",
-                note="Slipway: log_batch(synchronous=False) + flush; MLflow: synchronous",
+                note=(
+                    "create_run + log_batch (3 metrics, 3 params) per run; Slipway "
+                    "log_batch(synchronous=False) + one flush, MLflow synchronous"
+                ),
             )
         )
     if "history" in cfg.workloads:
-        p_s, p_m = get("hpopulate/slipway"), get("hpopulate/mlflow")
         rows.append(
             Row(
-                f"(setup) populate {cfg.history:,} points: log_batch x 1,000",
-                None if p_s is None else p_s["total_s"],
-                None if p_m is None else p_m["total_s"],
+                f"(setup) populate {cfg.history:,} points",
+                seconds("hpopulate/slipway", "total_s"),
+                seconds("hpopulate/mlflow", "total_s"),
                 rss("hpopulate/slipway"),
                 rss("hpopulate/mlflow"),
                 section="setup",
-                note="synchronous on both sides",
+                note="log_batch of 1,000 points, synchronous on both sides",
             )
         )
     return rows
@@ -899,15 +900,17 @@ def rows_from(results: dict[str, Any], cfg: Config) -> list[Row]:
 def render_table(rows: list[Row]) -> Any:
     from rich.table import Table
 
-    table = Table(title="Slipway vs MLflow: tracking SDK on sqlite:///", show_lines=False)
+    table = Table(
+        title="Slipway vs MLflow: tracking SDK on sqlite:///",
+        caption="* extrapolated (see the notes); ratio = MLflow time / Slipway time",
+    )
     table.add_column("Workload")
     table.add_column("Slipway", justify="right")
     table.add_column("MLflow", justify="right")
-    table.add_column("MLflow / Slipway", justify="right")
+    table.add_column("Ratio", justify="right")
     table.add_column("Aim")
-    table.add_column("Peak RSS Slipway", justify="right")
-    table.add_column("Peak RSS MLflow", justify="right")
-    table.add_column("Notes", style="dim")
+    table.add_column("RSS Slipway", justify="right")
+    table.add_column("RSS MLflow", justify="right")
     for i, row in enumerate(rows):
         aim = fmt_aim(row)
         style = "red" if row.meets_aim is False else ("green" if row.meets_aim else "")
@@ -915,30 +918,35 @@ def render_table(rows: list[Row]) -> Any:
         table.add_row(
             row.workload,
             fmt_time(row.slipway_s),
-            fmt_time(row.mlflow_s) + (" (extrapolated)" if row.mlflow_extrapolated else ""),
+            fmt_mlflow(row),
             fmt_ratio(row),
             f"[{style}]{aim}[/]" if style else aim,
             fmt_rss(row.slipway_rss),
             fmt_rss(row.mlflow_rss),
-            row.note,
             end_section=following != row.section,
         )
     return table
 
 
+def notes(rows: list[Row]) -> list[str]:
+    return [f"{row.workload.strip()}: {row.note}" for row in rows if row.note]
+
+
 def markdown_table(rows: list[Row]) -> str:
     lines = [
         "| Workload | Slipway | MLflow | MLflow / Slipway | Aim | Peak RSS Slipway | "
-        "Peak RSS MLflow | Notes |",
-        "|---|---:|---:|---:|---|---:|---:|---|",
+        "Peak RSS MLflow |",
+        "|---|---:|---:|---:|---|---:|---:|",
     ]
     for row in rows:
-        mlflow = fmt_time(row.mlflow_s) + (" *(extrapolated)*" if row.mlflow_extrapolated else "")
+        mlflow = fmt_time(row.mlflow_s) + (" (extrapolated)" if row.mlflow_extrapolated else "")
         lines.append(
-            f"| {row.workload} | {fmt_time(row.slipway_s)} | {mlflow} | "
+            f"| {row.workload.strip()} | {fmt_time(row.slipway_s)} | {mlflow} | "
             f"**{fmt_ratio(row)}** | {fmt_aim(row)} | {fmt_rss(row.slipway_rss)} | "
-            f"{fmt_rss(row.mlflow_rss)} | {row.note} |"
+            f"{fmt_rss(row.mlflow_rss)} |"
         )
+    lines.append("")
+    lines += [f"- {note}" for note in notes(rows)]
     return "\n".join(lines) + "\n"
 
 
@@ -976,12 +984,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--mlflow-steps",
         type=int,
         help="steps of MLflow's synchronous loop, extrapolated to --steps "
-        "(default: min(steps, 10,000))",
+        "(default: min(steps, 10,000); 1,000 with --quick)",
     )
     parser.add_argument(
         "--mlflow-async-steps",
         type=int,
-        help="steps of MLflow's synchronous=False loop, extrapolated (default: min(steps, 10,000))",
+        help="steps of MLflow's synchronous=False loop, extrapolated like --mlflow-steps",
     )
     parser.add_argument(
         "--mlflow-buffered-steps",
@@ -1017,14 +1025,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def config_from(args: argparse.Namespace) -> Config:
     quick = args.quick
     steps = args.steps or (2_000 if quick else 100_000)
+    mlflow_default = 1_000 if quick else 10_000
     workloads = tuple(w.strip() for w in args.workloads.split(",") if w.strip())
     unknown = set(workloads) - set(WORKLOADS)
     if unknown:
         raise SystemExit(f"unknown workloads: {', '.join(sorted(unknown))}")
     cfg = Config(
         steps=steps,
-        mlflow_steps=min(args.mlflow_steps or 10_000, steps),
-        mlflow_async_steps=min(args.mlflow_async_steps or 10_000, steps),
+        mlflow_steps=min(args.mlflow_steps or mlflow_default, steps),
+        mlflow_async_steps=min(args.mlflow_async_steps or mlflow_default, steps),
         buffered_steps=min(args.mlflow_buffered_steps or steps, steps),
         batch_calls=args.batch_calls or (20 if quick else 100),
         batch_size=args.batch_size,
@@ -1075,6 +1084,7 @@ def main(argv: list[str] | None = None) -> int:
 
     cfg = config_from(args)
     console = Console()
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with it ignored
     signal.signal(signal.SIGTERM, _interrupt)
     env = environment()
     console.print(
@@ -1099,6 +1109,8 @@ def main(argv: list[str] | None = None) -> int:
         errors.append(str(exc))
         rows = []
     console.print(render_table(rows))
+    for note in notes(rows):
+        console.print(f"[dim]- {note}")
     for error in errors:
         console.print(f"[red]{error}")
     console.print(f"[dim]wall time {time.time() - started:.0f} s")

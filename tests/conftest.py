@@ -1,16 +1,26 @@
-"""Shared fixtures: stores on real SQLite files and a real PostgreSQL server.
+"""Shared fixtures: stores on real SQLite files, a real PostgreSQL server, and a tracking
+server over HTTP.
 
 PostgreSQL comes from ``SLIPWAY_TEST_POSTGRES_URI`` (default: the server on 127.0.0.1:5432,
 database ``test``). When it cannot be reached the PostgreSQL tests fail; set
 ``SLIPWAY_TEST_SKIP_POSTGRES=1`` to skip them on a machine that has no server.
+
+The ``rest`` backend is a :class:`RestTrackingStore` talking to a real uvicorn server on
+loopback. One server runs per session (and xdist worker); each test gets a freshly built
+server app on an empty SQLite store of its own, swapped in behind that server, so tests stay
+isolated without paying for a server start (and stop) each.
 """
 
 from __future__ import annotations
 
 import os
+import socket
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -18,12 +28,16 @@ from sqlalchemy.engine import make_url
 
 from slipway.tracking import fluent
 from slipway.tracking import uri as uris
+from slipway.tracking.store.base import AbstractTrackingStore
+from slipway.tracking.store.rest import RestTrackingStore
+from slipway.tracking.store.rest.http import HttpConfig
 from slipway.tracking.store.sql import SqlTrackingStore
 
 POSTGRES_URI = os.environ.get(
     "SLIPWAY_TEST_POSTGRES_URI", "postgresql://postgres@127.0.0.1:5432/test"
 )
 BACKENDS = ["sqlite", "postgresql"]
+STORE_BACKENDS = [*BACKENDS, "rest"]
 
 
 @pytest.fixture(scope="session")
@@ -74,9 +88,115 @@ def db_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return uri
 
 
-@pytest.fixture(params=BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlTrackingStore]:
-    """A new SqlTrackingStore on an empty database, once per backend."""
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class SwappableApp:
+    """An ASGI app that hands each request to the app mounted at the moment (503 when none),
+    and answers the server's lifespan events itself."""
+
+    def __init__(self) -> None:
+        self.app: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        app = self.app
+        if app is None:
+            body = b'{"error_code": "TEMPORARILY_UNAVAILABLE", "message": "no app mounted"}'
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 503,
+                    "headers": [(b"content-type", b"application/json")],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        await app(scope, receive, send)
+
+
+class RestServer:
+    """A uvicorn server on a loopback port whose app can be swapped between tests."""
+
+    def __init__(self) -> None:
+        import uvicorn
+
+        self.front = SwappableApp()
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                self.front, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+            )
+        )
+        self.thread = threading.Thread(
+            target=self.server.run, name="rest-store-server", daemon=True
+        )
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the tracking server for the rest backend did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def rest_server() -> Iterator[RestServer]:
+    server = RestServer()
+    yield server
+    server.stop()
+
+
+def _rest_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RestTrackingStore]:
+    from slipway.server import ServerSettings, create_app
+
+    server: RestServer = request.getfixturevalue("rest_server")
+    app = create_app(
+        ServerSettings(
+            backend_store_uri=str(tmp_path / "server"),
+            artifacts_destination=str(tmp_path / "artifacts"),
+        )
+    )
+    server.front.app = app
+    # Fail fast on server errors; a test that is about retries builds its own store.
+    rest = RestTrackingStore(
+        server.url,
+        HttpConfig(max_retries=1, backoff_factor=0.01, timeout=30),
+        spool_dir=tmp_path / "spool",
+    )
+    yield rest
+    rest.close()
+    server.front.app = None
+    app.state.context.close()
+
+
+@pytest.fixture
+def rest_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RestTrackingStore]:
+    """A RestTrackingStore on a live tracking server with an empty store of its own."""
+    yield from _rest_store(request, tmp_path)
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AbstractTrackingStore]:
+    """A new store on an empty database, once per backend: SqlTrackingStore on SQLite and on
+    PostgreSQL, and RestTrackingStore on a live tracking server (itself on SQLite)."""
+    if request.param == "rest":
+        yield from _rest_store(request, tmp_path)
+        return
     if request.param == "sqlite":
         uri = f"sqlite:///{tmp_path / 'store.db'}"
     else:

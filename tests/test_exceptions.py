@@ -121,9 +121,7 @@ def test_errors_can_be_raised_and_caught_by_base_class() -> None:
         ("NOT_IMPLEMENTED", ex.NotImplementedFeature),
     ],
 )
-def test_from_code_picks_the_class_that_owns_the_code(
-    code: str, klass: type[SlipwayError]
-) -> None:
+def test_from_code_picks_the_class_that_owns_the_code(code: str, klass: type[SlipwayError]) -> None:
     err = SlipwayError.from_code(code, "message text", extra="yes")
     assert type(err) is klass  # the base class of the code, not a specialisation
     assert err.error_code == code

@@ -9,6 +9,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from slipway.artifacts.base import ArtifactRepository, FileInfo
+from slipway.artifacts.http import HttpArtifactRepository
 from slipway.artifacts.local import LocalArtifactRepository
 from slipway.artifacts.paths import (
     join_relative,
@@ -18,11 +19,12 @@ from slipway.artifacts.paths import (
     validate_artifact_root,
 )
 from slipway.artifacts.s3 import S3ArtifactRepository
-from slipway.exceptions import InvalidParameterValue, NotImplementedFeature
+from slipway.exceptions import InvalidParameterValue
 
 __all__ = [
     "ArtifactRepository",
     "FileInfo",
+    "HttpArtifactRepository",
     "LocalArtifactRepository",
     "S3ArtifactRepository",
     "get_artifact_repository",
@@ -33,16 +35,24 @@ __all__ = [
     "validate_artifact_root",
 ]
 
-_NEEDS_SERVER = frozenset({"mlflow-artifacts", "http", "https"})
+_PROXIED = frozenset({"mlflow-artifacts", "http", "https"})
 
 
-def get_artifact_repository(uri: str) -> ArtifactRepository:
-    """The artifact store for root ``uri``: a local path or ``file://`` URI, or ``s3://``.
+def get_artifact_repository(uri: str, tracking_uri: str | None = None) -> ArtifactRepository:
+    """The artifact store for root ``uri``: a local path or ``file://`` URI, ``s3://``, or a
+    tracking server's artifact proxy (``mlflow-artifacts:`` URIs and the proxy's
+    ``http(s)://.../api/2.0/mlflow-artifacts/artifacts/...`` URLs).
+
+    Args:
+        uri: the root.
+        tracking_uri: the tracking server a ``mlflow-artifacts:`` root is resolved against;
+            the tracking URI in effect when omitted.
 
     Raises:
         InvalidParameterValue: for an unsafe URI or an unknown scheme.
-        NotImplementedFeature: for ``mlflow-artifacts:`` and ``http(s)://`` roots, which are
-            served through a tracking server.
+        NotImplementedFeature: for a ``mlflow-artifacts:`` root while the tracking URI in effect
+            is not an ``http(s)://`` server, and for ``http(s)://`` roots that are not an
+            artifact proxy URL.
     """
     validate_artifact_root(uri)
     scheme = urlsplit(uri).scheme.lower()
@@ -50,9 +60,6 @@ def get_artifact_repository(uri: str) -> ArtifactRepository:
         return LocalArtifactRepository(uri)
     if scheme == "s3":
         return S3ArtifactRepository(uri)
-    if scheme in _NEEDS_SERVER:
-        raise NotImplementedFeature(
-            f"Artifact root {uri!r} ({scheme}) needs a tracking server to proxy artifacts, "
-            "which this client does not support yet"
-        )
+    if scheme in _PROXIED:
+        return HttpArtifactRepository(uri, tracking_uri=tracking_uri)
     raise InvalidParameterValue(f"Unsupported artifact root scheme {scheme!r} in {uri!r}")

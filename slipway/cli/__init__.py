@@ -8,6 +8,7 @@ import slipway
 from slipway.cli._output import CliState, SlipwayGroup
 from slipway.cli.experiments import experiments
 from slipway.cli.runs import runs
+from slipway.cli.server import server
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -43,6 +44,7 @@ def cli(ctx: click.Context, tracking_uri: str | None) -> None:
 
 cli.add_command(experiments)
 cli.add_command(runs)
+cli.add_command(server)
 
 
 def main() -> None:

@@ -18,9 +18,10 @@ import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
+from typing import TypeVar
 
 from slipway.entities import Metric, Param, RunTag
-from slipway.exceptions import SlipwayError
 from slipway.tracking.store.base import AbstractTrackingStore
 from slipway.utils.validation import (
     MAX_METRICS_PER_BATCH,
@@ -28,6 +29,7 @@ from slipway.utils.validation import (
     MAX_TAGS_PER_BATCH,
 )
 
+T = TypeVar("T")
 _LIVE: weakref.WeakSet[AsyncBatchLogger] = weakref.WeakSet()
 
 
@@ -63,7 +65,7 @@ class AsyncBatchLogger:
         self._write_lock = threading.Lock()  # one drain at a time keeps batches in order
         self._wake = threading.Event()
         self._stopped = False
-        self._errors: list[SlipwayError | Exception] = []
+        self._errors: dict[str, list[Exception]] = {}
         self._thread: threading.Thread | None = None
         _LIVE.add(self)
 
@@ -97,13 +99,16 @@ class AsyncBatchLogger:
     # -- flushing ------------------------------------------------------------------------
 
     def flush(self, run_id: str | None = None) -> None:
-        """Write everything buffered, then raise the first error met since the last flush.
-
-        ``run_id`` is accepted for symmetry with ``end_run``; all runs are flushed, which keeps
-        the order between runs as logged."""
+        """Write everything buffered (all runs, which keeps the order between them), then
+        raise the first error met since the last flush: of ``run_id`` only, when given, so a
+        run never fails for another run's bad data."""
         self._drain()
         with self._lock:
-            errors, self._errors = self._errors, []
+            if run_id is None:
+                errors = [e for run_errors in self._errors.values() for e in run_errors]
+                self._errors = {}
+            else:
+                errors = self._errors.pop(run_id, [])
         if errors:
             first = errors[0]
             if len(errors) > 1:
@@ -144,14 +149,26 @@ class AsyncBatchLogger:
                 self._write_run(run_id, buffer)
 
     def _write_run(self, run_id: str, buffer: _RunBuffer) -> None:
-        for metrics, params, tags in _batches(buffer):
-            try:
-                self._store.log_batch(run_id, metrics=metrics, params=params, tags=tags)
-            except Exception as exc:
-                exc.add_note(f"(raised while writing buffered data of run {run_id})")
-                with self._lock:
-                    self._errors.append(exc)
-                return  # the rest of this run's buffer would fail the same way
+        """Params and tags go in writes of their own, so a conflicting param fails alone and
+        never takes metrics with it; a failed metrics write means the run itself cannot be
+        written (gone, deleted), so its remaining metrics are not tried."""
+        for params in _param_groups(buffer.params):
+            self._try(run_id, partial(self._store.log_batch, run_id, params=params))
+        for tags in _chunks(buffer.tags, MAX_TAGS_PER_BATCH):
+            self._try(run_id, partial(self._store.log_batch, run_id, tags=tags))
+        for metrics in _chunks(buffer.metrics, MAX_METRICS_PER_BATCH):
+            if not self._try(run_id, partial(self._store.log_batch, run_id, metrics=metrics)):
+                return
+
+    def _try(self, run_id: str, write: Callable[[], None]) -> bool:
+        try:
+            write()
+        except Exception as exc:
+            exc.add_note(f"(raised while writing buffered data of run {run_id})")
+            with self._lock:
+                self._errors.setdefault(run_id, []).append(exc)
+            return False
+        return True
 
     def _after_fork_in_child(self) -> None:
         """The flusher thread does not survive ``fork``, and the parent's buffer belongs to
@@ -162,43 +179,31 @@ class AsyncBatchLogger:
         self._wake = threading.Event()
         self._buffers = {}
         self._buffered = 0
-        self._errors = []
+        self._errors = {}
         self._thread = None
 
 
-def _batches(buffer: _RunBuffer) -> list[tuple[list[Metric], list[Param], list[RunTag]]]:
-    """Split a buffer into log_batch-sized pieces; a param key appears once per piece, so a
-    conflicting second value reaches the store as its own write and fails there, clearly."""
-    param_groups: list[list[Param]] = []
+def _param_groups(params: list[Param]) -> list[list[Param]]:
+    """Groups of at most 100 params with a key at most once per group: the same value again
+    is dropped, and a conflicting second value goes to a later group, where it fails alone."""
+    groups: list[list[Param]] = []
     seen: list[dict[str, str]] = []
-    for p in buffer.params:
-        for group, keys in zip(param_groups, seen, strict=True):
+    for p in params:
+        for group, keys in zip(groups, seen, strict=True):
             if keys.get(p.key) == p.value:
-                break  # the same value again: nothing to write
+                break
             if p.key not in keys and len(group) < MAX_PARAMS_PER_BATCH:
                 group.append(p)
                 keys[p.key] = p.value
                 break
         else:
-            param_groups.append([p])
+            groups.append([p])
             seen.append({p.key: p.value})
-    tag_groups = [
-        buffer.tags[i : i + MAX_TAGS_PER_BATCH]
-        for i in range(0, len(buffer.tags), MAX_TAGS_PER_BATCH)
-    ]
-    metric_groups = [
-        buffer.metrics[i : i + MAX_METRICS_PER_BATCH]
-        for i in range(0, len(buffer.metrics), MAX_METRICS_PER_BATCH)
-    ]
-    count = max(len(param_groups), len(tag_groups), len(metric_groups))
-    return [
-        (
-            metric_groups[i] if i < len(metric_groups) else [],
-            param_groups[i] if i < len(param_groups) else [],
-            tag_groups[i] if i < len(tag_groups) else [],
-        )
-        for i in range(count)
-    ]
+    return groups
+
+
+def _chunks(items: list[T], size: int) -> list[list[T]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def _reset_after_fork() -> None:

@@ -127,7 +127,7 @@ class SlipwayClient:
         self, run_id: str, status: RunStatus | str = RunStatus.FINISHED, end_time: int | None = None
     ) -> RunInfo:
         """Flush buffered writes of the run, then mark it ended with ``status``."""
-        self.flush()
+        self.flush(run_id)
         return self.store.update_run_info(run_id, RunStatus.parse(status), end_time or now_ms())
 
     def delete_run(self, run_id: str) -> None:
@@ -216,10 +216,11 @@ class SlipwayClient:
     def log_inputs(self, run_id: str, datasets: Sequence[DatasetInput]) -> None:
         self.store.log_inputs(run_id, list(datasets))
 
-    def flush(self) -> None:
-        """Write buffered asynchronous writes; raise the first error they met."""
+    def flush(self, run_id: str | None = None) -> None:
+        """Write buffered asynchronous writes; raise the first error they met (of ``run_id``
+        only, when given)."""
         if self._async is not None:
-            self._async.flush()
+            self._async.flush(run_id)
 
     def _flush_quietly(self) -> None:
         """Reads see this client's own buffered writes; their errors wait for flush()."""

@@ -52,12 +52,19 @@ def _describe(data: Any) -> tuple[str, dict[str, Any], dict[str, Any]]:
         except ValueError as exc:
             raise InvalidParameterValue(f"Cannot use this dict as a dataset: {exc}") from exc
     if isinstance(data, list):
-        data = np.asarray(data)
+        try:
+            data = np.asarray(data)
+        except ValueError as exc:  # ragged nesting
+            raise InvalidParameterValue(f"Cannot use this list as a dataset: {exc}") from exc
     h = hashlib.sha256()
     if isinstance(data, pd.DataFrame):
         columns = [{"name": str(c), "type": str(t)} for c, t in data.dtypes.items()]
         h.update(json.dumps(columns).encode())
-        h.update(pd.util.hash_pandas_object(data, index=True).to_numpy().tobytes())
+        try:
+            hashed = pd.util.hash_pandas_object(data, index=True).to_numpy().tobytes()
+        except TypeError:  # cells holding lists or dicts: hash their JSON instead
+            hashed = data.to_json(orient="split", default_handler=str).encode()
+        h.update(hashed)
         schema: dict[str, Any] = {"columns": columns}
         profile = {"num_rows": len(data), "num_elements": int(data.size)}
     elif isinstance(data, np.ndarray):

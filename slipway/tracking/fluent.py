@@ -8,6 +8,7 @@ or ``synchronous=True`` on a call makes writes synchronous.
 
 from __future__ import annotations
 
+import atexit
 import getpass
 import os
 import sys
@@ -244,6 +245,7 @@ def end_run(status: RunStatus | str = RunStatus.FINISHED, run_id: str | None = N
     """End the active run (or ``run_id``): flush its buffered logs, then record the status.
 
     A logging error met in the background is raised here, after the run is marked FAILED."""
+    final = RunStatus.parse(status)  # a bad status fails before anything changes
     stack = _stack()
     if run_id is None:
         if not stack:
@@ -259,11 +261,33 @@ def end_run(status: RunStatus | str = RunStatus.FINISHED, run_id: str | None = N
     _state.last_run_id = run_id
     client = get_client()
     try:
-        client.flush()
-    except SlipwayError:
+        client.flush(run_id)
+    except Exception:
         client.store.update_run_info(run_id, RunStatus.FAILED, _now())
         raise
-    client.set_terminated(run_id, RunStatus.parse(status))
+    client.set_terminated(run_id, final)
+
+
+@atexit.register
+def _end_runs_at_exit() -> None:
+    """Runs still active when the interpreter exits end FINISHED, or FAILED (KILLED on
+    Ctrl-C) when an uncaught exception is ending the program."""
+    stack = _stack()
+    if not stack:
+        return
+    last = getattr(sys, "last_value", None)
+    if last is None:
+        status = RunStatus.FINISHED
+    else:
+        status = RunStatus.KILLED if isinstance(last, KeyboardInterrupt) else RunStatus.FAILED
+    while stack:
+        run_id = stack[-1].info.run_id
+        try:
+            end_run(status, run_id=run_id)
+        except Exception as exc:
+            print(f"slipway: while ending run {run_id} at exit: {exc}", file=sys.stderr)
+            if stack and stack[-1].info.run_id == run_id:
+                stack.pop()
 
 
 def _now() -> int:
@@ -364,11 +388,13 @@ def _write(
     run_id = _run_id(run_id)
     client = get_client()
     if _synchronous(synchronous):
-        client.flush()  # keep the order with anything logged asynchronously before
-        for start in range(0, max(len(metrics), 1), v.MAX_METRICS_PER_BATCH):
-            chunk = list(metrics[start : start + v.MAX_METRICS_PER_BATCH])
-            first = start == 0
-            client.store.log_batch(run_id, chunk, params if first else (), tags if first else ())
+        client.flush(run_id)  # keep the order with anything logged asynchronously before
+        for start in range(0, len(params), v.MAX_PARAMS_PER_BATCH):
+            client.store.log_batch(run_id, params=params[start : start + v.MAX_PARAMS_PER_BATCH])
+        for start in range(0, len(tags), v.MAX_TAGS_PER_BATCH):
+            client.store.log_batch(run_id, tags=tags[start : start + v.MAX_TAGS_PER_BATCH])
+        for start in range(0, len(metrics), v.MAX_METRICS_PER_BATCH):
+            client.store.log_batch(run_id, metrics=metrics[start : start + v.MAX_METRICS_PER_BATCH])
         return
     logger = client._logger()
     if metrics:

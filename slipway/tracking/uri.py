@@ -9,10 +9,15 @@ a folder path                  ``<folder>/slipway.db`` and ``<folder>/artifacts`
 ``sqlite:///path/x.db``        that file, artifacts in ``<its folder>/artifacts``
 ``postgresql://...``           that database, artifacts in ``SLIPWAY_ARTIFACT_ROOT`` or
                                ``./.slipway/artifacts``
+``http(s)://host:port``        a tracking server, through
+                               :class:`~slipway.tracking.store.rest.RestTrackingStore`;
+                               the server decides where artifacts go, and each run's
+                               ``artifact_uri`` says where (the root given here is empty)
 =============================  ==============================================================
 
-``SLIPWAY_ARTIFACT_ROOT`` overrides the artifact root for every store. Stores are cached per
-URI, so the fluent API and every client in a process share one engine.
+``SLIPWAY_ARTIFACT_ROOT`` overrides the artifact root for every database store. Stores are
+cached per URI, so the fluent API and every client in a process share one engine (or, for a
+server, one connection pool and one write spool).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import os
 import threading
 from pathlib import Path
 
-from slipway.exceptions import InvalidParameterValue, NotImplementedFeature
+from slipway.exceptions import InvalidParameterValue
 from slipway.tracking.store.base import AbstractTrackingStore
 
 TRACKING_URI_ENV = "SLIPWAY_TRACKING_URI"
@@ -52,10 +57,10 @@ def resolve(uri: str) -> tuple[str, str]:
     """``(database URI, default artifact root)`` for a tracking URI."""
     scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
     if scheme in ("http", "https"):
-        raise NotImplementedFeature(
-            f"Tracking URI {uri!r}: logging to a tracking server needs the REST store, which "
-            "this version of Slipway does not include yet; use a database URI or a folder."
-        )
+        from slipway.tracking.store.rest.http import split_server_url
+
+        split_server_url(uri)  # refuses a malformed server URL here, with a clear message
+        return uri.strip().rstrip("/"), ""
     if scheme.startswith("sqlite") or uri.startswith("sqlite:"):
         path = uri.split(":///", 1)[1] if ":///" in uri else ""
         if path and path != ":memory:":
@@ -87,9 +92,14 @@ def get_store(uri: str | None = None) -> AbstractTrackingStore:
     with _stores_lock:
         store = _stores.get(key)
         if store is None:
-            from slipway.tracking.store.sql import SqlTrackingStore
+            if db_uri.split("://", 1)[0].lower() in ("http", "https"):
+                from slipway.tracking.store.rest import RestTrackingStore
 
-            store = _stores[key] = SqlTrackingStore(db_uri, artifact_root)
+                store = _stores[key] = RestTrackingStore(db_uri)
+            else:
+                from slipway.tracking.store.sql import SqlTrackingStore
+
+                store = _stores[key] = SqlTrackingStore(db_uri, artifact_root)
         return store
 
 

@@ -36,6 +36,7 @@ MAX_SEARCH_RESULTS = 50000
 MAX_HISTORY_BULK_RUNS = 100
 MAX_HISTORY_INTERVAL_RESULTS = 2500
 
+_INT64_MAX = 2**63 - 1
 _KEY_RE = re.compile(r"^[/\w.\- ]*$")
 _RUN_ID_RE = re.compile(r"^[a-zA-Z0-9][\w\-]{0,255}$")
 _EXPERIMENT_ID_RE = re.compile(r"^[a-zA-Z0-9][\w\-]{0,63}$")
@@ -81,13 +82,17 @@ def validate_metric(metric: Metric) -> Metric:
     if (
         isinstance(timestamp, bool)
         or not isinstance(timestamp, numbers.Integral)
-        or int(timestamp) < 0
+        or not 0 <= int(timestamp) <= _INT64_MAX
     ):
         raise InvalidParameterValue(
             f"Got invalid timestamp {timestamp!r} for metric '{metric.key}' "
             f"(value={value}). Timestamp must be a non-negative long (64-bit integer)"
         )
-    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
+    if (
+        isinstance(step, bool)
+        or not isinstance(step, numbers.Integral)
+        or not -_INT64_MAX - 1 <= int(step) <= _INT64_MAX
+    ):
         raise InvalidParameterValue(
             f"Got invalid step {step!r} for metric '{metric.key}' (value={value}). "
             "Step must be a valid long (64-bit integer)."
@@ -102,7 +107,13 @@ def coerce_metric_value(key: str, value: object) -> float:
             f"Got invalid value {value!r} for metric '{key}'. "
             "Please specify value as a valid double (64-bit floating point)"
         )
-    result = float(value)
+    try:
+        result = float(value)
+    except OverflowError:
+        raise InvalidParameterValue(
+            f"Got invalid value for metric '{key}': it is too large for a double "
+            "(64-bit floating point)"
+        ) from None
     if math.isnan(result):
         return math.nan
     return result

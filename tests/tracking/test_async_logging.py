@@ -20,12 +20,6 @@ from slipway.tracking import fluent
 from slipway.tracking.async_logging import AsyncBatchLogger
 from slipway.tracking.store.sql import SqlTrackingStore
 
-# SQLAlchemy 2.1 deprecates Result.tuples(), which the SQL store calls when it logs params; the
-# bug is pinned by a strict xfail in test_fluent.py, so ignore it here.
-pytestmark = pytest.mark.filterwarnings(
-    r"ignore:The Result\.tuples\(\) method is deprecated:DeprecationWarning"
-)
-
 
 @pytest.fixture
 def reader(tracking_dir: Path) -> Iterator[SqlTrackingStore]:
@@ -337,12 +331,19 @@ def test_conflicting_param_fails_end_run_and_marks_the_run_failed(
     assert stored.data.params == {"a": "1"}
 
 
-def test_conflicting_param_fails_the_with_block(tracking_dir: Path, reader: SqlTrackingStore) -> None:
-    with pytest.raises(InvalidParameterValue, match="Changing param values"):  # noqa: PT012
-        with slipway.start_run() as run:
+def test_conflicting_param_fails_the_with_block(
+    tracking_dir: Path, reader: SqlTrackingStore
+) -> None:
+    def train() -> None:
+        with slipway.start_run():
             slipway.log_param("a", "1")
             slipway.log_param("a", "2")
-    assert reader.get_run(run.info.run_id).info.status == RunStatus.FAILED
+
+    with pytest.raises(InvalidParameterValue, match="Changing param values"):
+        train()
+    run_id = slipway.last_active_run_id()
+    assert run_id is not None
+    assert reader.get_run(run_id).info.status == RunStatus.FAILED
 
 
 def test_conflicting_param_surfaces_at_fluent_flush(tracking_dir: Path) -> None:
@@ -408,8 +409,8 @@ def test_environment_variable_turns_async_off(
     with slipway.start_run() as run:
         slipway.log_metric("m", 1.0)
         assert [m.value for m in _history(reader, run.info.run_id, "m")] == [1.0]
+        slipway.log_params({"a": "1"})
         with pytest.raises(InvalidParameterValue):
-            slipway.log_params({"a": "1"})
             slipway.log_params({"a": "2"})
 
 
@@ -547,3 +548,29 @@ def test_errors_met_at_interpreter_exit_are_printed(tmp_path: Path) -> None:
         assert run.data.metrics == {"m": 1.0}
     finally:
         store.close()
+
+
+# -- library bugs ------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    reason="AsyncBatchLogger._write_run stops at a run's first failed batch and drops the rest "
+    "of its buffer, and it writes params in the same log_batch as up to 1000 metrics: one "
+    "conflicting param loses valid metric points",
+    raises=AssertionError,
+    strict=True,
+)
+def test_a_conflicting_param_loses_no_metric_points(sqlite_store: SqlTrackingStore) -> None:
+    run_id = sqlite_store.create_run("0").info.run_id
+    logger = AsyncBatchLogger(sqlite_store, interval=3600)
+    try:
+        logger.log_params(run_id, [Param("a", "1")])
+        logger.log_metrics(run_id, [Metric("m", float(i), 1, i) for i in range(3000)])
+        logger.log_params(run_id, [Param("a", "2")])
+        logger.set_tags(run_id, [RunTag("after", "yes")])
+        with pytest.raises(InvalidParameterValue, match="Changing param values"):
+            logger.flush()
+    finally:
+        logger.close()
+    assert len(_history(sqlite_store, run_id, "m")) == 3000
+    assert sqlite_store.get_run(run_id).data.tags.get("after") == "yes"

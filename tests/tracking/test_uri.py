@@ -131,9 +131,7 @@ def test_server_databases_keep_the_uri_and_use_the_default_artifact_root(
     "uri",
     ["mlruns", "sqlite:///x.db", "sqlite:///:memory:", "postgresql://u@h/db", "mysql://u@h/db"],
 )
-def test_artifact_root_env_overrides_every_store(
-    uri: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_artifact_root_env_overrides_every_store(uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SLIPWAY_ARTIFACT_ROOT", "s3://bucket/artifacts")
     db, root = uris.resolve(uri)
     assert root == "s3://bucket/artifacts"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import pytest
@@ -248,10 +249,8 @@ def test_second_delete_does_not_strand_runs(store: SqlTrackingStore) -> None:
     run_id = store.create_run(eid).info.run_id
     store.delete_experiment(eid)
     time.sleep(0.005)
-    try:
-        store.delete_experiment(eid)  # refusing a second delete is fine too
-    except SlipwayError:
-        pass
+    with contextlib.suppress(SlipwayError):  # refusing a second delete is fine too
+        store.delete_experiment(eid)
     store.restore_experiment(eid)
     assert store.get_run(run_id).info.lifecycle_stage == LifecycleStage.ACTIVE
 
@@ -396,9 +395,7 @@ def test_search_experiments_filter_on_creation_time(
     "filter_string",
     ["metrics.loss > 1", "params.x = 'a'", "status = 'RUNNING'", "name > 'a'", "name = "],
 )
-def test_search_experiments_invalid_filter(
-    store: SqlTrackingStore, filter_string: str
-) -> None:
+def test_search_experiments_invalid_filter(store: SqlTrackingStore, filter_string: str) -> None:
     with pytest.raises(InvalidFilter) as info:
         store.search_experiments(filter_string=filter_string)
     assert info.value.error_code == "INVALID_PARAMETER_VALUE"

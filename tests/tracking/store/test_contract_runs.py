@@ -3,6 +3,7 @@ logging, tags, latest metrics, dataset inputs and metric history."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import time
@@ -144,11 +145,12 @@ def test_update_run_info_partial(store: SqlTrackingStore) -> None:
     assert (info.status, info.end_time, info.run_name) == (RunStatus.FAILED, 99, "keep")
 
 
-@pytest.mark.parametrize("status", ["FINISHED", "killed", 3])
-def test_update_run_status_spellings(store: SqlTrackingStore, status: object) -> None:
+def test_update_run_status_spellings(store: SqlTrackingStore) -> None:
     run_id = _new_run(store)
-    info = store.update_run_info(run_id, status)  # type: ignore[arg-type]
-    assert info.status.is_terminated
+    for given, expected in (("FINISHED", "FINISHED"), ("killed", "KILLED"), (4, "FAILED")):
+        info = store.update_run_info(run_id, given)  # type: ignore[arg-type]
+        assert info.status == RunStatus(expected), given
+        assert store.get_run(run_id).info.status == RunStatus(expected), given
 
 
 def test_update_run_invalid_status(store: SqlTrackingStore) -> None:
@@ -324,17 +326,26 @@ def test_metrics_are_append_only(store: SqlTrackingStore) -> None:
     assert all(isinstance(m, Metric) and m.key == "m" for m in history)
 
 
-@pytest.mark.parametrize(
-    "value", [math.nan, math.inf, -math.inf, 0.0, -0.0, 1e-300, 1.7976931348623157e308, -42.5]
-)
-def test_special_metric_values_round_trip(store: SqlTrackingStore, value: float) -> None:
+SPECIAL_VALUES = [math.nan, math.inf, -math.inf, 0.0, -0.0, 1e-300, 1.7976931348623157e308, -42.5]
+
+
+def _comparable(value: float) -> float | str:
+    return "nan" if math.isnan(value) else value
+
+
+def test_special_metric_values_round_trip(store: SqlTrackingStore) -> None:
     run_id = _new_run(store)
-    store.log_metric(run_id, Metric("m", value, 7, 3))
-    (latest,) = store.get_run(run_id).data.metric_records
-    assert _same(latest.value, value)
-    assert (latest.timestamp, latest.step) == (7, 3)
-    (point,) = store.get_metric_history(run_id, "m")
-    assert _same(point.value, value)
+    store.log_batch(
+        run_id, metrics=[Metric(f"m{i}", v, 7, 3) for i, v in enumerate(SPECIAL_VALUES)]
+    )
+    want = {f"m{i}": _comparable(v) for i, v in enumerate(SPECIAL_VALUES)}
+    latest = store.get_run(run_id).data.metric_records
+    assert {m.key: _comparable(m.value) for m in latest} == want
+    assert {(m.timestamp, m.step) for m in latest} == {(7, 3)}
+    history = {
+        key: [_comparable(m.value) for m in store.get_metric_history(run_id, key)] for key in want
+    }
+    assert history == {key: [value] for key, value in want.items()}
 
 
 def test_integer_metric_value_accepted(store: SqlTrackingStore) -> None:
@@ -352,41 +363,44 @@ def test_large_steps_and_timestamps(store: SqlTrackingStore) -> None:
     assert [m.step for m in store.get_metric_history(run_id, "m")] == [-5, big]
 
 
-# (points, expected latest) where "latest" is the greatest (step, timestamp, value).
-LATEST_CASES = [
-    pytest.param([(1.0, 10, 0), (2.0, 5, 1)], (2.0, 5, 1), id="higher-step-wins-over-timestamp"),
-    pytest.param([(2.0, 5, 1), (1.0, 10, 0)], (2.0, 5, 1), id="older-step-logged-later"),
-    pytest.param([(1.0, 10, 3), (2.0, 20, 3)], (2.0, 20, 3), id="same-step-later-timestamp"),
-    pytest.param([(2.0, 20, 3), (1.0, 10, 3)], (2.0, 20, 3), id="same-step-earlier-later"),
-    pytest.param([(1.0, 10, 3), (5.0, 10, 3), (3.0, 10, 3)], (5.0, 10, 3), id="greatest-value"),
-    pytest.param([(-1.0, 10, 3), (-5.0, 10, 3)], (-1.0, 10, 3), id="greatest-negative"),
-    pytest.param([(9.0, 10, 3), (math.inf, 10, 3)], (math.inf, 10, 3), id="inf-greatest"),
-    pytest.param([(-math.inf, 10, 3), (-9.0, 10, 3)], (-9.0, 10, 3), id="minus-inf-least"),
-    pytest.param([(1.0, 10, 3), (math.nan, 11, 3)], (math.nan, 11, 3), id="nan-latest-by-time"),
-    pytest.param([(math.nan, 10, 3), (0.5, 10, 4)], (0.5, 10, 4), id="nan-then-higher-step"),
-    pytest.param([(1.0, 10, -1), (2.0, 0, -2)], (1.0, 10, -1), id="negative-steps"),
-]
+# name: (points as (value, timestamp, step), the expected latest point); the latest point is
+# the greatest (step, timestamp, value).
+LATEST_CASES: dict[str, tuple[list[tuple[float, int, int]], tuple[float, int, int]]] = {
+    "higher-step-wins-over-timestamp": ([(1.0, 10, 0), (2.0, 5, 1)], (2.0, 5, 1)),
+    "older-step-logged-later": ([(2.0, 5, 1), (1.0, 10, 0)], (2.0, 5, 1)),
+    "same-step-later-timestamp": ([(1.0, 10, 3), (2.0, 20, 3)], (2.0, 20, 3)),
+    "same-step-earlier-timestamp-later": ([(2.0, 20, 3), (1.0, 10, 3)], (2.0, 20, 3)),
+    "greatest-value": ([(1.0, 10, 3), (5.0, 10, 3), (3.0, 10, 3)], (5.0, 10, 3)),
+    "greatest-negative-value": ([(-1.0, 10, 3), (-5.0, 10, 3)], (-1.0, 10, 3)),
+    "inf-greatest": ([(9.0, 10, 3), (math.inf, 10, 3)], (math.inf, 10, 3)),
+    "minus-inf-least": ([(-math.inf, 10, 3), (-9.0, 10, 3)], (-9.0, 10, 3)),
+    "nan-latest-by-timestamp": ([(1.0, 10, 3), (math.nan, 11, 3)], (math.nan, 11, 3)),
+    "nan-then-higher-step": ([(math.nan, 10, 3), (0.5, 10, 4)], (0.5, 10, 4)),
+    "negative-steps": ([(1.0, 10, -1), (2.0, 0, -2)], (1.0, 10, -1)),
+}
 
 
-@pytest.mark.parametrize("batched", [True, False], ids=["one-batch", "one-by-one"])
-@pytest.mark.parametrize(("points", "expected"), LATEST_CASES)
-def test_latest_metric(
-    store: SqlTrackingStore,
-    points: list[tuple[float, int, int]],
-    expected: tuple[float, int, int],
-    batched: bool,
-) -> None:
-    run_id = _new_run(store)
-    metrics = [Metric("m", v, ts, step) for v, ts, step in points]
-    if batched:
-        store.log_batch(run_id, metrics=metrics)
-    else:
-        for m in metrics:
-            store.log_metric(run_id, m)
-    (latest,) = store.get_run(run_id).data.metric_records
-    assert _same(latest.value, expected[0])
-    assert (latest.timestamp, latest.step) == expected[1:]
-    assert len(store.get_metric_history(run_id, "m")) == len(points)
+def test_latest_metric(store: SqlTrackingStore) -> None:
+    """Every case twice, each in a run of its own: all points in one batch, and one by one."""
+    got: dict[tuple[str, str], tuple[float | str, int, int, int]] = {}
+    want: dict[tuple[str, str], tuple[float | str, int, int, int]] = {}
+    for name, (points, (value, timestamp, step)) in LATEST_CASES.items():
+        metrics = [Metric("m", v, ts, st) for v, ts, st in points]
+        batched, one_by_one = _new_run(store), _new_run(store)
+        store.log_batch(batched, metrics=metrics)
+        for metric in metrics:
+            store.log_metric(one_by_one, metric)
+        for mode, run_id in (("one-batch", batched), ("one-by-one", one_by_one)):
+            (latest,) = store.get_run(run_id).data.metric_records
+            history = store.get_metric_history(run_id, "m")
+            got[name, mode] = (
+                _comparable(latest.value),
+                latest.timestamp,
+                latest.step,
+                len(history),
+            )
+            want[name, mode] = (_comparable(value), timestamp, step, len(points))
+    assert got == want
 
 
 @pytest.mark.xfail(
@@ -394,23 +408,26 @@ def test_latest_metric(
     "latest value, so the latest metric depends on how the points were batched",
     strict=True,
 )
-@pytest.mark.parametrize(
-    "points",
-    [[(-3.0, 10, 0), (math.nan, 10, 0)], [(math.nan, 10, 0), (-3.0, 10, 0)]],
-    ids=["finite-first", "nan-first"],
-)
-def test_latest_metric_with_nan_tie_does_not_depend_on_batching(
-    store: SqlTrackingStore, points: list[tuple[float, int, int]]
-) -> None:
-    metrics = [Metric("m", v, ts, step) for v, ts, step in points]
-    batched = _new_run(store)
-    store.log_batch(batched, metrics=metrics)
-    one_by_one = _new_run(store)
-    for m in metrics:
-        store.log_metric(one_by_one, m)
-    a = store.get_run(batched).data.metrics["m"]
-    b = store.get_run(one_by_one).data.metrics["m"]
-    assert _same(a, b), (a, b)
+def test_latest_metric_with_nan_tie_does_not_depend_on_batching(store: SqlTrackingStore) -> None:
+    results = {}
+    for order, points in (
+        ("finite-first", [(-3.0, 10, 0), (math.nan, 10, 0)]),
+        ("nan-first", [(math.nan, 10, 0), (-3.0, 10, 0)]),
+    ):
+        metrics = [Metric("m", v, ts, step) for v, ts, step in points]
+        batched = _new_run(store)
+        store.log_batch(batched, metrics=metrics)
+        one_by_one = _new_run(store)
+        for m in metrics:
+            store.log_metric(one_by_one, m)
+        results[order] = (
+            _comparable(store.get_run(batched).data.metrics["m"]),
+            _comparable(store.get_run(one_by_one).data.metrics["m"]),
+        )
+    assert {order: a == b for order, (a, b) in results.items()} == {
+        "finite-first": True,
+        "nan-first": True,
+    }, results
 
 
 def test_latest_metric_per_key_and_run(store: SqlTrackingStore) -> None:
@@ -439,7 +456,10 @@ def test_log_inputs(store: SqlTrackingStore) -> None:
     assert inputs["iris"].context == "training"
     assert inputs["iris-eval"].dataset == evals.dataset
     assert inputs["iris-eval"].context == "eval"
-    assert {(t.key, t.value) for t in inputs["iris-eval"].tags} == {(CONTEXT, "eval"), ("extra", "1")}
+    assert {(t.key, t.value) for t in inputs["iris-eval"].tags} == {
+        (CONTEXT, "eval"),
+        ("extra", "1"),
+    }
 
 
 def test_log_inputs_again_does_not_duplicate(store: SqlTrackingStore) -> None:
@@ -540,10 +560,10 @@ def test_metric_history_errors(store: SqlTrackingStore) -> None:
 N_POINTS = 5000
 
 
-@pytest.fixture
-def long_runs(store: SqlTrackingStore) -> list[str]:
-    """Two runs with ``N_POINTS`` steps of ``loss`` (value = step), the second offset by 1000."""
-    ids = []
+def test_bulk_interval(store: SqlTrackingStore) -> None:
+    """Two runs of ``N_POINTS`` steps of ``loss`` (value = step, the second offset by 1000):
+    sampling over all steps, then over a step range."""
+    long_runs = []
     for offset in (0, 1000):
         run_id = _new_run(store)
         for start in range(0, N_POINTS, 1000):
@@ -553,45 +573,44 @@ def long_runs(store: SqlTrackingStore) -> list[str]:
                     Metric("loss", float(s + offset), 10 * s, s) for s in range(start, start + 1000)
                 ],
             )
-        ids.append(run_id)
-    return ids
+        long_runs.append(run_id)
 
-
-def test_bulk_interval_sampling(store: SqlTrackingStore, long_runs: list[str]) -> None:
-    first, second = long_runs
     points = store.get_metric_history_bulk_interval(long_runs, "loss", max_results=100)
     assert all(isinstance(p, MetricWithRunId) and p.key == "loss" for p in points)
-    by_run = {r: [p for p in points if p.run_id == r] for r in long_runs}
     assert len(points) == 200
-    for run_id, offset in ((first, 0), (second, 1000)):
-        steps = [p.step for p in by_run[run_id]]
+    for run_id, offset in zip(long_runs, (0, 1000), strict=True):
+        mine = [p for p in points if p.run_id == run_id]
+        steps = [p.step for p in mine]
         assert len(steps) == 100
-        assert steps[0] == 0
-        assert steps[-1] == N_POINTS - 1
+        assert (steps[0], steps[-1]) == (0, N_POINTS - 1)  # first and last always included
         assert steps == sorted(set(steps))
-        gaps = {b - a for a, b in zip(steps, steps[1:], strict=False)}
+        gaps = {b - a for a, b in itertools.pairwise(steps)}
         assert min(gaps) >= 40
         assert max(gaps) <= 60  # spread evenly: about 5000 / 99 apart
-        assert all(p.value == p.step + offset and p.timestamp == 10 * p.step for p in by_run[run_id])
+        assert all(p.value == p.step + offset and p.timestamp == 10 * p.step for p in mine)
 
-
-def test_bulk_interval_step_range(store: SqlTrackingStore, long_runs: list[str]) -> None:
+    first = long_runs[:1]
     points = store.get_metric_history_bulk_interval(
-        long_runs[:1], "loss", max_results=2500, start_step=100, end_step=199
+        first, "loss", max_results=2500, start_step=100, end_step=199
     )
     assert [p.step for p in points] == list(range(100, 200))
     sampled = store.get_metric_history_bulk_interval(
-        long_runs[:1], "loss", max_results=10, start_step=1000, end_step=3000
+        first, "loss", max_results=10, start_step=1000, end_step=3000
     )
     steps = [p.step for p in sampled]
     assert len(steps) == 10
     assert (steps[0], steps[-1]) == (1000, 3000)
-    assert all(1000 <= s <= 3000 for s in steps)
     assert steps == sorted(set(steps))
     one = store.get_metric_history_bulk_interval(
-        long_runs[:1], "loss", max_results=5, start_step=42, end_step=42
+        first, "loss", max_results=5, start_step=42, end_step=42
     )
     assert [(p.step, p.value) for p in one] == [(42, 42.0)]
+    assert (
+        store.get_metric_history_bulk_interval(
+            first, "loss", max_results=5, start_step=N_POINTS, end_step=N_POINTS + 10
+        )
+        == []
+    )
 
 
 def test_bulk_interval_few_points(store: SqlTrackingStore) -> None:
@@ -604,36 +623,35 @@ def test_bulk_interval_few_points(store: SqlTrackingStore) -> None:
 
 def test_bulk_interval_nan_and_inf(store: SqlTrackingStore) -> None:
     run_id = _new_run(store)
-    store.log_batch(
-        run_id, metrics=[Metric("m", math.nan, 1, 0), Metric("m", math.inf, 2, 1)]
-    )
+    store.log_batch(run_id, metrics=[Metric("m", math.nan, 1, 0), Metric("m", math.inf, 2, 1)])
     values = [p.value for p in store.get_metric_history_bulk_interval([run_id], "m", 10)]
     assert math.isnan(values[0])
     assert values[1] == math.inf
 
 
-@pytest.mark.parametrize(
-    ("n_runs", "kwargs", "fragment"),
-    [
-        pytest.param(0, {"max_results": 10}, "run", id="no-runs"),
-        pytest.param(101, {"max_results": 10}, "100", id="101-runs"),
-        pytest.param(1, {"max_results": 0}, "max_results", id="max-results-0"),
-        pytest.param(1, {"max_results": 2501}, "max_results", id="max-results-2501"),
-        pytest.param(1, {"max_results": 10, "start_step": 5}, "step", id="only-start"),
-        pytest.param(1, {"max_results": 10, "end_step": 5}, "step", id="only-end"),
-        pytest.param(
-            1, {"max_results": 10, "start_step": 9, "end_step": 5}, "step", id="start-after-end"
-        ),
-    ],
-)
-def test_bulk_interval_invalid_requests(
-    store: SqlTrackingStore, n_runs: int, kwargs: dict[str, int], fragment: str
-) -> None:
-    run_ids = [f"{i:032x}" for i in range(n_runs)]
-    with pytest.raises(InvalidParameterValue) as info:
-        store.get_metric_history_bulk_interval(run_ids, "loss", **kwargs)  # type: ignore[arg-type]
-    assert info.value.error_code == "INVALID_PARAMETER_VALUE"
-    assert fragment in info.value.message
+# name: (number of run ids, keyword arguments, text the message must contain)
+BAD_BULK_REQUESTS: dict[str, tuple[int, dict[str, int], str]] = {
+    "no-runs": (0, {"max_results": 10}, "run"),
+    "101-runs": (101, {"max_results": 10}, "100"),
+    "max-results-0": (1, {"max_results": 0}, "max_results"),
+    "max-results-2501": (1, {"max_results": 2501}, "max_results"),
+    "only-start": (1, {"max_results": 10, "start_step": 5}, "step"),
+    "only-end": (1, {"max_results": 10, "end_step": 5}, "step"),
+    "start-after-end": (1, {"max_results": 10, "start_step": 9, "end_step": 5}, "step"),
+}
+
+
+def test_bulk_interval_invalid_requests(store: SqlTrackingStore) -> None:
+    outcome = {}
+    for name, (n_runs, kwargs, fragment) in BAD_BULK_REQUESTS.items():
+        run_ids = [f"{i:032x}" for i in range(n_runs)]
+        try:
+            store.get_metric_history_bulk_interval(run_ids, "loss", **kwargs)  # type: ignore[arg-type]
+        except InvalidParameterValue as exc:
+            outcome[name] = (exc.error_code, fragment in exc.message)
+        else:
+            outcome[name] = ("accepted", False)
+    assert outcome == {name: ("INVALID_PARAMETER_VALUE", True) for name in BAD_BULK_REQUESTS}
 
 
 def test_bulk_interval_accepts_100_runs(store: SqlTrackingStore) -> None:

@@ -139,9 +139,11 @@ def run_write(engine: Engine, work: Callable[[Connection], T]) -> T:
     with _write_lock(engine):
         for attempt in range(_LOCK_RETRIES):
             try:
-                with engine.connect().execution_options(slipway_write=True) as conn:
-                    with conn.begin():
-                        return work(conn)
+                with (
+                    engine.connect().execution_options(slipway_write=True) as conn,
+                    conn.begin(),
+                ):
+                    return work(conn)
             except OperationalError as exc:
                 if "database is locked" not in str(exc) or attempt == _LOCK_RETRIES - 1:
                     if "database is locked" in str(exc):

@@ -57,6 +57,7 @@ from slipway.utils import validation as v
 from slipway.utils.names import generate_run_name
 
 RUN_NAME_TAG = "mlflow.runName"
+_MAX_EXPERIMENT_KEY = 2**31 - 1  # the experiment id column is a 32-bit integer
 
 
 def _now_ms() -> int:
@@ -682,11 +683,11 @@ class SqlTrackingStore(AbstractTrackingStore):
 
 
 def _experiment_key(experiment_id: object) -> int:
+    """The integer key of an experiment id; an id no row can have is simply not found."""
     text = v.validate_experiment_id(experiment_id)
-    try:
-        return int(text)
-    except ValueError as exc:
-        raise ExperimentNotFound(f"No Experiment with id={experiment_id} exists") from exc
+    if not text.isdigit() or int(text) > _MAX_EXPERIMENT_KEY:
+        raise ExperimentNotFound(f"No Experiment with id={experiment_id} exists")
+    return int(text)
 
 
 def _require_active_experiment(row: Any) -> None:
