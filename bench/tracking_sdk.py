@@ -246,6 +246,7 @@ def task_loop(side: str, p: dict[str, Any], rep: Reporter) -> dict[str, Any]:
         )
     return {
         "n": n,
+        "mode": p["mode"],
         "calls_s": calls,
         "total_s": total,
         "end_s": total - calls,
@@ -676,6 +677,7 @@ def run_plan(steps: list[Step], root: Path, console: Any) -> tuple[dict[str, Any
             started = time.perf_counter()
             try:
                 results[step.key] = run_child(step, step.params(results), root, on_progress)
+                results[step.key]["load_after"] = os.getloadavg()[0]
                 mark = f"[green]done in {time.perf_counter() - started:.1f} s"
             except BenchError as exc:
                 errors.append(str(exc))
@@ -783,12 +785,20 @@ def rows_from(results: dict[str, Any], cfg: Config) -> list[Row]:
                 per_call = f"{found['calls_s'] / m * 1e3:.2f} ms per call"
                 if m == n:
                     value, note = float(found["total_s"]), f"MLflow: {per_call}"
+                elif found["mode"] == "async":  # the writes, done at the end, scale too
+                    value = float(found["total_s"]) / m * n
+                    extrapolated = True
+                    note = (
+                        f"MLflow: extrapolated linearly from {m:,} steps measured in "
+                        f"{found['total_s']:.2f} s, flush included ({per_call}, then "
+                        f"{found['end_s']:.2f} s in flush_async_logging + end_run)"
+                    )
                 else:  # the calls scale with the steps; ending the run is paid once
                     value = float(found["calls_s"]) / m * n + float(found["end_s"])
                     extrapolated = True
                     note = (
                         f"MLflow: extrapolated from {m:,} steps measured in "
-                        f"{found['total_s']:.2f} s ({per_call})"
+                        f"{found['total_s']:.2f} s: {per_call} x {n:,} + end_run"
                     )
             rows.append(
                 Row(
@@ -1093,6 +1103,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{env['cpus']} CPUs"
     )
     started = time.time()
+    load_start = os.getloadavg()[0]
     try:
         with temporary_root(args.keep) as root:
             if args.keep:
@@ -1114,6 +1125,15 @@ def main(argv: list[str] | None = None) -> int:
     for error in errors:
         console.print(f"[red]{error}")
     console.print(f"[dim]wall time {time.time() - started:.0f} s")
+    loads = [load_start] + [found["load_after"] for found in results.values()]
+    console.print(
+        f"[dim]1-minute load average: {min(loads):.1f} to {max(loads):.1f} ({env['cpus']} CPUs)"
+    )
+    if max(loads) > (env["cpus"] or 1) + 0.5:
+        console.print(
+            "[yellow]Other work competed for the CPUs during the run: the times are "
+            "noisy; rerun on a quiet machine."
+        )
     if args.json:
         report = {
             "environment": env,
@@ -1123,6 +1143,7 @@ def main(argv: list[str] | None = None) -> int:
                 {**row.__dict__, "ratio": row.ratio, "meets_aim": row.meets_aim} for row in rows
             ],
             "errors": errors,
+            "load_average_1min": {"start": load_start, "max": max(loads)},
             "wall_s": time.time() - started,
         }
         Path(args.json).write_text(json.dumps(report, indent=2, default=str) + "\n")

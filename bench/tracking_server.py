@@ -936,6 +936,7 @@ def bench_server(
         batch_run = create_run(http, ingest, "batch")
         writer_runs = [create_run(http, ingest, f"writer-{w}") for w in range(cfg.writers)]
         warm_run = create_run(http, ingest, "warm-up")
+        warm_ids = [create_run(http, ingest, f"warm-up-{w}") for w in range(cfg.writers)]
         out["setup_s"] = time.perf_counter() - started
         started = time.perf_counter()
         for keepalive in (False, True):
@@ -948,7 +949,6 @@ def bench_server(
                 lambda *_: None,
                 "warm-up",
             )
-        warm_ids = [warm_run] * cfg.writers
         with contextlib.suppress(BenchError):
             concurrent_writers(server, warm_ids, max(1, cfg.warmup // 4), lambda *_: None, "w")
         out["warmup_s"] = time.perf_counter() - started
@@ -1215,6 +1215,7 @@ class Metric:
 def metrics_for(cfg: Config) -> list[Metric]:
     return [
         Metric("start: spawn -> /health 200", "start_s", "s", False, aim_below=2.0),
+        Metric("  then the first API call", "first_call_ms", "ms", False, scored=False),
         Metric(
             "idle memory, PSS of the process tree",
             "idle_memory.pss_mb",

@@ -38,6 +38,22 @@ POSTGRES_URI = os.environ.get(
 )
 BACKENDS = ["sqlite", "postgresql"]
 STORE_BACKENDS = [*BACKENDS, "rest"]
+CONTRACT_DIR = Path(__file__).parent / "tracking" / "store"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run every test that uses ``store`` once per backend. The store contract suite (the tests
+    in tests/tracking/store) runs on all of ``STORE_BACKENDS``; elsewhere a test gets the SQL
+    backends, unless its module lists the ones it wants in a ``STORE_BACKENDS`` variable."""
+    if "store" not in metafunc.fixturenames:
+        return
+    if any("store" in m.args[0] for m in metafunc.definition.iter_markers("parametrize")):
+        return  # the test chose its backends itself
+    backends = getattr(metafunc.module, "STORE_BACKENDS", None)
+    if backends is None:
+        in_contract_dir = Path(metafunc.module.__file__).parent == CONTRACT_DIR
+        backends = STORE_BACKENDS if in_contract_dir else BACKENDS
+    metafunc.parametrize("store", backends, indirect=True)
 
 
 @pytest.fixture(scope="session")
@@ -190,14 +206,16 @@ def rest_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RestT
     yield from _rest_store(request, tmp_path)
 
 
-@pytest.fixture(params=STORE_BACKENDS)
+@pytest.fixture
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AbstractTrackingStore]:
-    """A new store on an empty database, once per backend: SqlTrackingStore on SQLite and on
-    PostgreSQL, and RestTrackingStore on a live tracking server (itself on SQLite)."""
-    if request.param == "rest":
+    """A new store on an empty database, once per backend (see ``pytest_generate_tests``):
+    SqlTrackingStore on SQLite and on PostgreSQL, and RestTrackingStore on a live tracking
+    server (itself on SQLite)."""
+    backend = getattr(request, "param", "sqlite")
+    if backend == "rest":
         yield from _rest_store(request, tmp_path)
         return
-    if request.param == "sqlite":
+    if backend == "sqlite":
         uri = f"sqlite:///{tmp_path / 'store.db'}"
     else:
         uri = request.getfixturevalue("postgres_database")

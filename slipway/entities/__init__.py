@@ -3,6 +3,15 @@
 from slipway.entities.dataset import Dataset, DatasetInput, InputTag
 from slipway.entities.enums import LifecycleStage, RunStatus, ViewType
 from slipway.entities.experiment import Experiment
+from slipway.entities.logged_model import (
+    LoggedModel,
+    LoggedModelInput,
+    LoggedModelMetric,
+    LoggedModelOutput,
+    LoggedModelParameter,
+    LoggedModelStatus,
+    LoggedModelTag,
+)
 from slipway.entities.metric import ExperimentTag, Metric, MetricWithRunId, Param, RunTag
 from slipway.entities.paged import PagedList
 from slipway.entities.run import Run, RunData, RunInfo, RunInputs
@@ -14,6 +23,13 @@ __all__ = [
     "ExperimentTag",
     "InputTag",
     "LifecycleStage",
+    "LoggedModel",
+    "LoggedModelInput",
+    "LoggedModelMetric",
+    "LoggedModelOutput",
+    "LoggedModelParameter",
+    "LoggedModelStatus",
+    "LoggedModelTag",
     "Metric",
     "MetricWithRunId",
     "PagedList",

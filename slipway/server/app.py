@@ -21,7 +21,7 @@ import slipway
 from slipway.server.context import ServerContext
 from slipway.server.errors import EXCEPTION_HANDLERS
 from slipway.server.middleware import AllowedHostsMiddleware, BodyLimitMiddleware
-from slipway.server.routers import artifacts, experiments, metrics, runs
+from slipway.server.routers import artifacts, experiments, logged_models, metrics, runs
 from slipway.server.settings import ServerSettings
 
 API_PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
@@ -44,6 +44,7 @@ def tracking_routes(ctx: ServerContext) -> list[BaseRoute]:
         *runs.routes(ctx),
         *metrics.routes(ctx),
         *artifacts.tracking_routes(ctx),
+        *logged_models.routes(ctx),
     ]
 
 

@@ -263,7 +263,9 @@ class SlipwayClient:
     # -- artifacts -------------------------------------------------------------------------
 
     def artifact_repository(self, run_id: str) -> ArtifactRepository:
-        return get_artifact_repository(self.store.get_run(run_id).info.artifact_uri)
+        return get_artifact_repository(
+            self.store.get_run(run_id).info.artifact_uri, tracking_uri=self.tracking_uri
+        )
 
     def log_artifact(
         self, run_id: str, local_path: str | os.PathLike[str], artifact_path: str | None = None

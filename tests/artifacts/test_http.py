@@ -387,10 +387,12 @@ def test_an_explicit_tracking_uri_wins(server: Server, monkeypatch: pytest.Monke
 
 
 def test_the_slipway_sdk_logs_through_the_proxy(
-    server: Server, tracking_uri: str, tmp_path: Path
+    server: Server, tracking_dir: Path, tmp_path: Path
 ) -> None:
     """Runs on the server get ``mlflow-artifacts:/`` roots; the SDK reaches them over HTTP."""
     import slipway
+
+    slipway.set_tracking_uri(server.url)  # tracking_dir restores the fluent API's state after
 
     source = make_tree(tmp_path / "src", {"f.txt": b"file", "d/g.txt": b"nested"})
     with slipway.start_run() as run:
@@ -406,7 +408,7 @@ def test_the_slipway_sdk_logs_through_the_proxy(
         "all/d/g.txt": b"nested",
         "notes/t.txt": b"text",
     }
-    client = slipway.SlipwayClient(tracking_uri)
+    client = slipway.SlipwayClient(server.url)
     assert [info.path for info in client.list_artifacts(run.info.run_id)] == ["all", "notes", "one"]
     local = client.download_artifacts(run.info.run_id, "all", tmp_path / "dst")
     assert read_tree(local) == {"f.txt": b"file", "d/g.txt": b"nested"}

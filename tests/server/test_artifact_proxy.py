@@ -22,9 +22,10 @@ from urllib.parse import quote, urlsplit
 import psutil
 import pytest
 
+from slipway.server import ServerSettings, create_app
 from slipway.server.context import ServerContext
 
-from .conftest import LiveServer
+from .conftest import LiveServer, free_port
 
 PROXY = "/api/2.0/mlflow-artifacts/artifacts"
 API_PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
@@ -381,6 +382,49 @@ def test_http_run_roots_elsewhere_are_not_fetched(live_server: LiveServer, space
     assert answer.json()["error_code"] == "NOT_IMPLEMENTED"
 
 
+@pytest.fixture(scope="module")
+def local_roots_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A second server that does not proxy: runs keep plain local artifact folders."""
+    import uvicorn
+
+    root = tmp_path_factory.mktemp("no-proxy")
+    settings = ServerSettings(
+        backend_store_uri=str(root / "store"),
+        artifacts_destination=str(root / "artifacts"),
+        serve_artifacts=False,
+    )
+    app = create_app(settings)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, name="no-proxy-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the server did not start")
+        time.sleep(0.02)
+    yield LiveServer(f"http://127.0.0.1:{port}", root, settings, app)
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_local_run_roots_without_the_proxy(local_roots_server: LiveServer) -> None:
+    server = local_roots_server
+    run = context(server).store.create_run("0")
+    run_id = run.info.run_id
+    assert not run.info.artifact_uri.startswith("mlflow-artifacts:")
+    target = f"/ajax-api/2.0/mlflow/upload-artifact?run_uuid={run_id}&path=d/f.txt"
+    assert call(server, "POST", target, b"local bytes").status == 200
+    assert (Path(run.info.artifact_uri) / "d" / "f.txt").read_bytes() == b"local bytes"
+    listing = call(server, "GET", f"/api/2.0/mlflow/artifacts/list?run_id={run_id}&path=d")
+    assert listing.json()["files"] == [{"path": "d/f.txt", "is_dir": False, "file_size": 11}]
+    assert call(server, "GET", f"/get-artifact?run_id={run_id}&path=d/f.txt").body == b"local bytes"
+    # Without --serve-artifacts there is no proxy.
+    assert call(server, "GET", f"{PROXY}?path=0").status == 404
+
+
 # -- /get-artifact and /model-versions/get-artifact --------------------------------------------
 
 
@@ -601,6 +645,30 @@ def test_query_path_attacks(
             continue
         assert_refused(answer, f"{method} {target}")
     assert (run_dir(live_server, run_id) / "keep.txt").read_bytes() == b"keep"
+
+
+def test_runs_rooted_elsewhere_on_disk_are_not_served(
+    live_server: LiveServer, sentinel: Path, space: str
+) -> None:
+    """An experiment whose artifact location is an arbitrary server folder (the shape of
+    CVE-2023-1177 and CVE-2024-1483) cannot read, list or write that folder."""
+    store = context(live_server).store
+    for location in (str(sentinel.parent), sentinel.parent.as_uri()):
+        experiment_id = store.create_experiment(f"elsewhere-{space}-{len(location)}", location)
+        run = store.create_run(experiment_id)
+        run_id = run.info.run_id
+        for method, target in [
+            ("GET", f"/api/2.0/mlflow/artifacts/list?run_id={run_id}"),
+            ("GET", f"/get-artifact?run_id={run_id}&path=../../sentinel.txt"),
+            ("GET", f"/get-artifact?run_id={run_id}&path=x.txt"),
+            ("POST", f"/ajax-api/2.0/mlflow/upload-artifact?run_uuid={run_id}&path=x.txt"),
+        ]:
+            answer = call(live_server, method, target, b"evil" if method == "POST" else None)
+            assert answer.status in (400, 403), target
+            assert SENTINEL not in answer.body
+        answer = call(live_server, "GET", f"/api/2.0/mlflow/artifacts/list?run_id={run_id}")
+        assert answer.json()["error_code"] == "PERMISSION_DENIED"
+    assert not any(sentinel.parent.rglob("x.txt"))
 
 
 def test_a_link_out_of_the_destination_is_not_followed(

@@ -16,6 +16,13 @@ import pytest
 
 from .conftest import LiveServer
 
+pytestmark = [
+    # MLflow's advice about type hints and signatures, raised from inside mlflow.
+    pytest.mark.filterwarnings("ignore::UserWarning:mlflow.*"),
+    # MLflow's sklearn autologging still passes the argument scikit-learn 1.9 renamed.
+    pytest.mark.filterwarnings("ignore:.*`y_pred` was renamed to `y_proba`:FutureWarning"),
+]
+
 
 @pytest.fixture
 def mlflow(mlflow_client: Any) -> Any:
@@ -55,7 +62,7 @@ def test_log_model_and_load_it_back(
     # The model's files live in the server's artifact destination, sent through the proxy.
     files = stored_files(live_server)
     assert any(name.endswith("/MLmodel") for name in files)
-    assert any(name.endswith("/model.pkl") for name in files)
+    assert any(name.endswith(("/model.skops", "/model.pkl")) for name in files)
 
 
 def test_autolog_records_a_complete_run(

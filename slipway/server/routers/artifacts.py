@@ -27,6 +27,7 @@ import io
 import os
 import posixpath
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import BinaryIO, cast
 from urllib.parse import quote, unquote, urlsplit
 
@@ -38,12 +39,15 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from slipway.artifacts.base import ArtifactRepository, FileInfo
+from slipway.artifacts.local import LocalArtifactRepository
 from slipway.artifacts.paths import safe_relative_path
 from slipway.entities.run import Run
 from slipway.exceptions import (
     InvalidParameterValue,
     NotImplementedFeature,
+    PermissionDenied,
     ResourceDoesNotExist,
+    SlipwayError,
 )
 from slipway.server.context import ServerContext
 from slipway.server.protocol import Fields, missing
@@ -266,21 +270,53 @@ def _file_path_param(request: Request) -> str:
 def _run_repository(ctx: ServerContext, run: Run) -> ArtifactRepository:
     """The repository holding ``run``'s artifacts, as this server reaches it.
 
-    ``http(s)://`` roots are served only when they name the artifact proxy and the server runs
-    it: the server maps them into its destination and never fetches a URL a client supplied.
+    ``mlflow-artifacts:`` roots, and ``http(s)://`` roots naming this proxy, map into the
+    artifacts destination; the server never fetches a URL a client supplied. A root on this
+    machine's disk is served only inside the server's own artifact folders, so that an
+    experiment created with ``artifact_location="/etc"`` cannot read or write the server's files.
     """
     uri = run.info.artifact_uri
     scheme = urlsplit(uri).scheme.lower()
-    if scheme not in ("http", "https"):
-        return ctx.repository_for(uri)
-    path = urlsplit(uri).path
-    _, anchor, tail = path.partition(PROXY_ANCHOR)
-    if ctx.settings.serve_artifacts and anchor and (not tail or tail.startswith("/")):
-        return ctx.destination_repository(unquote(tail).lstrip("/"))
-    raise NotImplementedFeature(
-        f"The artifacts of run {run.info.run_id} live at {uri!r}, which this server does not "
-        "proxy; fetch them from that address directly"
+    if scheme in ("http", "https"):
+        _, anchor, tail = urlsplit(uri).path.partition(PROXY_ANCHOR)
+        if not (ctx.settings.serve_artifacts and anchor and (not tail or tail.startswith("/"))):
+            raise NotImplementedFeature(
+                f"The artifacts of run {run.info.run_id} live at {uri!r}, which this server "
+                "does not proxy; fetch them from that address directly"
+            )
+        repo = ctx.destination_repository(unquote(tail).lstrip("/"))
+    else:
+        repo = ctx.repository_for(uri)
+    if isinstance(repo, LocalArtifactRepository) and not _inside_served_folders(ctx, repo):
+        raise PermissionDenied(
+            f"The artifacts of run {run.info.run_id} live at {uri!r}, outside the folders this "
+            "server keeps artifacts in; it does not serve other files of its machine"
+        )
+    return repo
+
+
+def _local_folder(root: object) -> Path | None:
+    """The folder an artifact root names on this machine; None for no root or another kind."""
+    if not isinstance(root, str) or not root:
+        return None
+    scheme = urlsplit(root).scheme.lower()
+    if scheme not in ("", "file") and len(scheme) != 1:  # one letter: a Windows drive
+        return None
+    try:
+        return LocalArtifactRepository(root).root.resolve()
+    except SlipwayError:
+        return None
+
+
+def _inside_served_folders(ctx: ServerContext, repo: LocalArtifactRepository) -> bool:
+    roots = (
+        ctx.artifacts_destination,
+        ctx.settings.default_artifact_root,
+        getattr(ctx.store, "default_artifact_root", None),
     )
+    target = repo.root.resolve()
+    folders = [folder for folder in map(_local_folder, roots) if folder is not None]
+    return any(target.is_relative_to(folder) for folder in folders)
 
 
 async def _get_run(ctx: ServerContext, run_id: str) -> Run:
@@ -369,26 +405,25 @@ def proxy_routes(ctx: ServerContext) -> list[BaseRoute]:
     """The ``mlflow-artifacts`` service, mounted under ``/api/2.0/mlflow-artifacts``; paths are
     relative to the artifacts destination."""
     slots = UploadSlots()
+    destination = ctx.destination_repository()  # one store (and S3 client) for every request
 
     async def list_directory(request: Request) -> Response:
         fields = await Fields.read(request, ("path",))
         rel = _path_field(fields)
-        repo = ctx.destination_repository()
-        listing = await anyio.to_thread.run_sync(repo.list_artifacts, rel or None)
+        listing = await anyio.to_thread.run_sync(destination.list_artifacts, rel or None)
         return JSONResponse({"files": [_listing_entry(info) for info in listing]})
 
     async def download(request: Request) -> Response:
-        return await _attachment(ctx.destination_repository(), _file_path_param(request))
+        return await _attachment(destination, _file_path_param(request))
 
     async def upload(request: Request) -> Response:
         rel = _file_path_param(request)
-        gone = await _store_body(request, ctx.destination_repository(), rel, slots)
+        gone = await _store_body(request, destination, rel, slots)
         return gone or JSONResponse({})
 
     async def delete(request: Request) -> Response:
         rel = _file_path_param(request)
-        repo = ctx.destination_repository()
-        await anyio.to_thread.run_sync(repo.delete_artifacts, rel)
+        await anyio.to_thread.run_sync(destination.delete_artifacts, rel)
         return JSONResponse({})
 
     async def multipart(request: Request) -> Response:

@@ -17,7 +17,6 @@ from slipway.exceptions import InvalidParameterValue
 from slipway.server import protocol as p
 from slipway.server.context import ServerContext
 from slipway.tracking.store.base import SEARCH_MAX_RESULTS_DEFAULT, AbstractTrackingStore
-from slipway.utils import validation as v
 
 CREATE = frozenset({"experiment_id", "user_id", "run_name", "start_time", "tags"})
 GET = frozenset({"run_id", "run_uuid"})
@@ -35,7 +34,6 @@ LOG_INPUTS = frozenset({"run_id", "datasets", "models"})
 MODEL_INPUT = frozenset({"model_id"})
 LOG_MODEL = frozenset({"run_id", "model_json"})
 
-MAX_ENTITIES_PER_BATCH = 1000  # metrics, params and tags together, as MLflow's server checks
 LOGGED_MODELS_TAG = "mlflow.log-model.history"
 _MODEL_REQUIRED = ("artifact_path", "flavors", "utc_time_created", "run_id")
 _MODEL_KEPT = ("run_id", "utc_time_created", "artifact_path", "model_uuid")
@@ -165,19 +163,8 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
         f = await p.Fields.read(request, LOG_BATCH)
         run_id = f.string("run_id", required=True)
         metrics, params, tags = p.metrics_of(f), p.params_of(f), p.tags_of(f)
-        total = len(metrics) + len(params) + len(tags)
-        within = (
-            len(metrics) <= v.MAX_METRICS_PER_BATCH
-            and len(params) <= v.MAX_PARAMS_PER_BATCH
-            and len(tags) <= v.MAX_TAGS_PER_BATCH
-        )
-        if within and total > MAX_ENTITIES_PER_BATCH:  # each kind's own limit is checked first
-            what = "metrics, params, and tags"
-            raise InvalidParameterValue(
-                f"A batch logging request can contain at most {MAX_ENTITIES_PER_BATCH} {what}. "
-                f"Got {total} {what}. Please split up {what} across multiple requests and try "
-                "again."
-            )
+        # Each kind's own limit (1000 / 100 / 100) is the store's; MLflow's server also caps
+        # the total at 1000, which Slipway does not: its limits are MLflow's as a minimum.
         await run_in_threadpool(store.log_batch, run_id, metrics, params, tags)
         return p.empty_response()
 

@@ -1,5 +1,5 @@
-"""The run half of the tracking store contract, on SQLite and PostgreSQL: the run lifecycle,
-logging, tags, latest metrics, dataset inputs and metric history."""
+"""The run half of the tracking store contract, on every backend of the ``store`` fixture: the
+run lifecycle, logging, tags, latest metrics, dataset inputs and metric history."""
 
 from __future__ import annotations
 
@@ -27,13 +27,13 @@ from slipway.exceptions import (
     ResourceDoesNotExist,
     RunNotFound,
 )
-from slipway.tracking.store.sql import SqlTrackingStore
+from slipway.tracking.store.base import AbstractTrackingStore
 
 RUN_NAME = "mlflow.runName"
 CONTEXT = DatasetInput.CONTEXT_TAG
 
 
-def _new_run(store: SqlTrackingStore, **kwargs: object) -> str:
+def _new_run(store: AbstractTrackingStore, **kwargs: object) -> str:
     return store.create_run("0", **kwargs).info.run_id  # type: ignore[arg-type]
 
 
@@ -48,7 +48,7 @@ def _same(a: float, b: float) -> bool:
 # -- create / get ----------------------------------------------------------------------------
 
 
-def test_create_run(store: SqlTrackingStore) -> None:
+def test_create_run(store: AbstractTrackingStore) -> None:
     eid = store.create_experiment("e")
     run = store.create_run(
         eid, user_id="alice", start_time=1234, tags=[RunTag("k", "v")], run_name="first"
@@ -72,7 +72,7 @@ def test_create_run(store: SqlTrackingStore) -> None:
     assert store.get_run(info.run_id) == run
 
 
-def test_create_run_defaults(store: SqlTrackingStore) -> None:
+def test_create_run_defaults(store: AbstractTrackingStore) -> None:
     before = int(time.time() * 1000)
     run = store.create_run("0")
     after = int(time.time() * 1000)
@@ -83,12 +83,12 @@ def test_create_run_defaults(store: SqlTrackingStore) -> None:
     assert run.info.user_id == ""
 
 
-def test_run_ids_are_unique(store: SqlTrackingStore) -> None:
+def test_run_ids_are_unique(store: AbstractTrackingStore) -> None:
     ids = {_new_run(store) for _ in range(20)}
     assert len(ids) == 20
 
 
-def test_run_name_from_tag(store: SqlTrackingStore) -> None:
+def test_run_name_from_tag(store: AbstractTrackingStore) -> None:
     run = store.create_run("0", tags=[RunTag(RUN_NAME, "from-tag")])
     assert run.info.run_name == "from-tag"
     same = store.create_run("0", tags=[RunTag(RUN_NAME, "both")], run_name="both")
@@ -96,25 +96,25 @@ def test_run_name_from_tag(store: SqlTrackingStore) -> None:
     assert same.data.tags[RUN_NAME] == "both"
 
 
-def test_conflicting_run_name_and_tag_rejected(store: SqlTrackingStore) -> None:
+def test_conflicting_run_name_and_tag_rejected(store: AbstractTrackingStore) -> None:
     with pytest.raises(InvalidParameterValue, match="different"):
         store.create_run("0", tags=[RunTag(RUN_NAME, "a")], run_name="b")
     assert store.search_runs(["0"]) == []
 
 
-def test_run_name_length(store: SqlTrackingStore) -> None:
+def test_run_name_length(store: AbstractTrackingStore) -> None:
     assert store.create_run("0", run_name="n" * 250).info.run_name == "n" * 250
     with pytest.raises(InvalidParameterValue):
         store.create_run("0", run_name="n" * 251)
     assert len(store.search_runs(["0"])) == 1
 
 
-def test_create_run_in_unknown_experiment(store: SqlTrackingStore) -> None:
+def test_create_run_in_unknown_experiment(store: AbstractTrackingStore) -> None:
     with pytest.raises(ExperimentNotFound):
         store.create_run("4242")
 
 
-def test_get_unknown_run(store: SqlTrackingStore) -> None:
+def test_get_unknown_run(store: AbstractTrackingStore) -> None:
     with pytest.raises(RunNotFound) as info:
         store.get_run("0" * 32)
     assert info.value.error_code == "RESOURCE_DOES_NOT_EXIST"
@@ -124,7 +124,7 @@ def test_get_unknown_run(store: SqlTrackingStore) -> None:
 # -- update / delete / restore -------------------------------------------------------------
 
 
-def test_update_run_info(store: SqlTrackingStore) -> None:
+def test_update_run_info(store: AbstractTrackingStore) -> None:
     run_id = _new_run(store, run_name="before")
     info = store.update_run_info(run_id, RunStatus.FINISHED, end_time=5000, run_name="after")
     assert info.status == RunStatus.FINISHED
@@ -135,7 +135,7 @@ def test_update_run_info(store: SqlTrackingStore) -> None:
     assert fetched.data.tags[RUN_NAME] == "after"
 
 
-def test_update_run_info_partial(store: SqlTrackingStore) -> None:
+def test_update_run_info_partial(store: AbstractTrackingStore) -> None:
     run_id = _new_run(store, run_name="keep")
     store.update_run_info(run_id, RunStatus.FAILED)
     info = store.get_run(run_id).info
@@ -145,7 +145,7 @@ def test_update_run_info_partial(store: SqlTrackingStore) -> None:
     assert (info.status, info.end_time, info.run_name) == (RunStatus.FAILED, 99, "keep")
 
 
-def test_update_run_status_spellings(store: SqlTrackingStore) -> None:
+def test_update_run_status_spellings(store: AbstractTrackingStore) -> None:
     run_id = _new_run(store)
     for given, expected in (("FINISHED", "FINISHED"), ("killed", "KILLED"), (4, "FAILED")):
         info = store.update_run_info(run_id, given)  # type: ignore[arg-type]
@@ -153,14 +153,14 @@ def test_update_run_status_spellings(store: SqlTrackingStore) -> None:
         assert store.get_run(run_id).info.status == RunStatus(expected), given
 
 
-def test_update_run_invalid_status(store: SqlTrackingStore) -> None:
+def test_update_run_invalid_status(store: AbstractTrackingStore) -> None:
     run_id = _new_run(store)
     with pytest.raises(InvalidParameterValue):
         store.update_run_info(run_id, "DONE")  # type: ignore[arg-type]
     assert store.get_run(run_id).info.status == RunStatus.RUNNING
 
 
-def test_delete_and_restore_run(store: SqlTrackingStore) -> None:
+def test_delete_and_restore_run(store: AbstractTrackingStore) -> None:
     run_id = _new_run(store)
     store.delete_run(run_id)
     assert store.get_run(run_id).info.lifecycle_stage == LifecycleStage.DELETED
@@ -172,7 +172,7 @@ def test_delete_and_restore_run(store: SqlTrackingStore) -> None:
     assert store.get_run(run_id).info.status == RunStatus.FINISHED
 
 
-def test_restore_run_of_deleted_experiment_rejected(store: SqlTrackingStore) -> None:
+def test_restore_run_of_deleted_experiment_rejected(store: AbstractTrackingStore) -> None:
     eid = store.create_experiment("e")
     run_id = store.create_run(eid).info.run_id
     store.delete_experiment(eid)
@@ -181,7 +181,7 @@ def test_restore_run_of_deleted_experiment_rejected(store: SqlTrackingStore) -> 
     assert store.get_run(run_id).info.lifecycle_stage == LifecycleStage.DELETED
 
 
-def test_delete_restore_unknown_run(store: SqlTrackingStore) -> None:
+def test_delete_restore_unknown_run(store: AbstractTrackingStore) -> None:
     with pytest.raises(RunNotFound):
         store.delete_run("f" * 32)
     with pytest.raises(RunNotFound):
@@ -191,7 +191,7 @@ def test_delete_restore_unknown_run(store: SqlTrackingStore) -> None:
 # -- log_batch, params, tags ---------------------------------------------------------------
 
 
-def test_log_batch(store: SqlTrackingStore) -> None:
+def test_log_batch(store: AbstractTrackingStore) -> None:
     run_id = _new_run(store)
     store.log_batch(
         run_id,
@@ -209,7 +209,7 @@ def test_log_batch(store: SqlTrackingStore) -> None:
     assert data.tags["team"] == "vision"
 
 
-def test_single_logging_calls(store: SqlTrackingStore) -> None:
+def test_single_logging_calls(store: AbstractTrackingStore) -> None:
     run_id = _new_run(store)
     store.log_metric(run_id, Metric("m", 1.5, 1, 2))
     store.log_param(run_id, Param("p", "v"))
@@ -220,13 +220,13 @@ def test_single_logging_calls(store: SqlTrackingStore) -> None:
     assert data.tags["t"] == "w"
 
 
-def test_empty_batch_checks_the_run(store: SqlTrackingStore) -> None:
+def test_empty_batch_checks_the_run(store: AbstractTrackingStore) -> None:
     store.log_batch(_new_run(store))
     with pytest.raises(RunNotFound):
         store.log_batch("a" * 32)
 
 
-def test_log_batch_is_atomic(store: SqlTrackingStore) -> None:
+def test_log_batch_is_atomic(store: AbstractTrackingStore) -> None:
     run_id = _new_run(store)
     store.log_param(run_id, Param("lr", "0.1"))
     with pytest.raises(InvalidParameterValue):
@@ -243,7 +243,7 @@ def test_log_batch_is_atomic(store: SqlTrackingStore) -> None:
     assert store.get_metric_history(run_id, "loss") == []
 
 
-def test_params_are_immutable(store: SqlTrackingStore) -> None:
+def test_params_are_immutable(store: AbstractTrackingStore) -> None:
     run_id = _new_run(store)
     store.log_param(run_id, Param("lr", "0.1"))
     store.log_param(run_id, Param("lr", "0.1"))  # the same value again is fine
@@ -255,7 +255,7 @@ def test_params_are_immutable(store: SqlTrackingStore) -> None:
     assert store.get_run(run_id).data.params == {"lr": "0.1", "other": "x"}
 
 
-def test_params_are_per_run(store: SqlTrackingStore) -> None:
+def test_params_are_per_run(store: AbstractTrackingStore) -> None:
     a, b = _new_run(store), _new_run(store)
     store.log_param(a, Param("lr", "0.1"))
     store.log_param(b, Param("lr", "0.2"))
@@ -263,13 +263,13 @@ def test_params_are_per_run(store: SqlTrackingStore) -> None:
     assert store.get_run(b).data.params == {"lr": "0.2"}
 
 
-def test_empty_param_value(store: SqlTrackingStore) -> None:
+def test_empty_param_value(store: AbstractTrackingStore) -> None:
     run_id = _new_run(store)
     store.log_param(run_id, Param("empty", ""))
     assert store.get_run(run_id).data.params == {"empty": ""}
 
 
-def test_tags_overwrite_and_delete(store: SqlTrackingStore) -> None:
+def test_tags_overwrite_and_delete(store: AbstractTrackingStore) -> None:
     run_id = _new_run(store, run_name="r")
     store.set_tag(run_id, RunTag("t", "1"))
     store.set_tag(run_id, RunTag("t", "2"))
@@ -282,13 +282,13 @@ def test_tags_overwrite_and_delete(store: SqlTrackingStore) -> None:
     assert store.get_run(run_id).data.tags["t"] == "3"
 
 
-def test_last_tag_value_in_a_batch_wins(store: SqlTrackingStore) -> None:
+def test_last_tag_value_in_a_batch_wins(store: AbstractTrackingStore) -> None:
     run_id = _new_run(store)
     store.log_batch(run_id, tags=[RunTag("t", "a"), RunTag("t", "b"), RunTag("t", "c")])
     assert store.get_run(run_id).data.tags["t"] == "c"
 
 
-def test_run_name_tag_renames_the_run(store: SqlTrackingStore) -> None:
+def test_run_name_tag_renames_the_run(store: AbstractTrackingStore) -> None:
     run_id = _new_run(store, run_name="old")
     store.set_tag(run_id, RunTag(RUN_NAME, "renamed"))
     run = store.get_run(run_id)
@@ -300,7 +300,7 @@ def test_run_name_tag_renames_the_run(store: SqlTrackingStore) -> None:
     assert [r.info.run_name for r in store.search_runs(["0"], "run_name = 'final'")] == ["final"]
 
 
-def test_update_run_name_sets_tag(store: SqlTrackingStore) -> None:
+def test_update_run_name_sets_tag(store: AbstractTrackingStore) -> None:
     run_id = _new_run(store, run_name="old")
     store.update_run_info(run_id, run_name="new")
     assert store.get_run(run_id).data.tags[RUN_NAME] == "new"
@@ -308,7 +308,7 @@ def test_update_run_name_sets_tag(store: SqlTrackingStore) -> None:
     assert [r.info.run_id for r in found] == [run_id]
 
 
-def test_delete_tag_unknown_run(store: SqlTrackingStore) -> None:
+def test_delete_tag_unknown_run(store: AbstractTrackingStore) -> None:
     with pytest.raises(RunNotFound):
         store.delete_tag("b" * 32, "t")
 
@@ -316,7 +316,7 @@ def test_delete_tag_unknown_run(store: SqlTrackingStore) -> None:
 # -- metrics ---------------------------------------------------------------------------------
 
 
-def test_metrics_are_append_only(store: SqlTrackingStore) -> None:
+def test_metrics_are_append_only(store: AbstractTrackingStore) -> None:
     run_id = _new_run(store)
     points = [Metric("m", 1.0, 100, 0), Metric("m", 1.0, 100, 0), Metric("m", 2.0, 100, 0)]
     store.log_batch(run_id, metrics=points[:2])
@@ -333,7 +333,7 @@ def _comparable(value: float) -> float | str:
     return "nan" if math.isnan(value) else value
 
 
-def test_special_metric_values_round_trip(store: SqlTrackingStore) -> None:
+def test_special_metric_values_round_trip(store: AbstractTrackingStore) -> None:
     run_id = _new_run(store)
     store.log_batch(
         run_id, metrics=[Metric(f"m{i}", v, 7, 3) for i, v in enumerate(SPECIAL_VALUES)]
@@ -348,13 +348,13 @@ def test_special_metric_values_round_trip(store: SqlTrackingStore) -> None:
     assert history == {key: [value] for key, value in want.items()}
 
 
-def test_integer_metric_value_accepted(store: SqlTrackingStore) -> None:
+def test_integer_metric_value_accepted(store: AbstractTrackingStore) -> None:
     run_id = _new_run(store)
     store.log_metric(run_id, Metric("m", 3, 1, 0))  # type: ignore[arg-type]
     assert store.get_run(run_id).data.metrics == {"m": 3.0}
 
 
-def test_large_steps_and_timestamps(store: SqlTrackingStore) -> None:
+def test_large_steps_and_timestamps(store: AbstractTrackingStore) -> None:
     run_id = _new_run(store)
     big = 2**62
     store.log_metric(run_id, Metric("m", 1.0, big, big))
@@ -380,7 +380,7 @@ LATEST_CASES: dict[str, tuple[list[tuple[float, int, int]], tuple[float, int, in
 }
 
 
-def test_latest_metric(store: SqlTrackingStore) -> None:
+def test_latest_metric(store: AbstractTrackingStore) -> None:
     """Every case twice, each in a run of its own: all points in one batch, and one by one."""
     got: dict[tuple[str, str], tuple[float | str, int, int, int]] = {}
     want: dict[tuple[str, str], tuple[float | str, int, int, int]] = {}
@@ -408,7 +408,9 @@ def test_latest_metric(store: SqlTrackingStore) -> None:
     "latest value, so the latest metric depends on how the points were batched",
     strict=True,
 )
-def test_latest_metric_with_nan_tie_does_not_depend_on_batching(store: SqlTrackingStore) -> None:
+def test_latest_metric_with_nan_tie_does_not_depend_on_batching(
+    store: AbstractTrackingStore,
+) -> None:
     results = {}
     for order, points in (
         ("finite-first", [(-3.0, 10, 0), (math.nan, 10, 0)]),
@@ -430,7 +432,7 @@ def test_latest_metric_with_nan_tie_does_not_depend_on_batching(store: SqlTracki
     }, results
 
 
-def test_latest_metric_per_key_and_run(store: SqlTrackingStore) -> None:
+def test_latest_metric_per_key_and_run(store: AbstractTrackingStore) -> None:
     a, b = _new_run(store), _new_run(store)
     store.log_batch(a, metrics=[Metric("x", 1.0, 1, 0), Metric("y", 2.0, 1, 0)])
     store.log_batch(b, metrics=[Metric("x", 3.0, 1, 5)])
@@ -442,7 +444,7 @@ def test_latest_metric_per_key_and_run(store: SqlTrackingStore) -> None:
 # -- dataset inputs --------------------------------------------------------------------------
 
 
-def test_log_inputs(store: SqlTrackingStore) -> None:
+def test_log_inputs(store: AbstractTrackingStore) -> None:
     run_id = _new_run(store)
     train = DatasetInput(_dataset("iris", "d1"), (InputTag(CONTEXT, "training"),))
     evals = DatasetInput(
@@ -462,7 +464,7 @@ def test_log_inputs(store: SqlTrackingStore) -> None:
     }
 
 
-def test_log_inputs_again_does_not_duplicate(store: SqlTrackingStore) -> None:
+def test_log_inputs_again_does_not_duplicate(store: AbstractTrackingStore) -> None:
     run_id = _new_run(store)
     item = DatasetInput(_dataset(), (InputTag(CONTEXT, "training"),))
     store.log_inputs(run_id, [item])
@@ -471,7 +473,7 @@ def test_log_inputs_again_does_not_duplicate(store: SqlTrackingStore) -> None:
     assert only.context == "training"
 
 
-def test_same_dataset_shared_by_runs(store: SqlTrackingStore) -> None:
+def test_same_dataset_shared_by_runs(store: AbstractTrackingStore) -> None:
     a, b = _new_run(store), _new_run(store)
     store.log_inputs(a, [DatasetInput(_dataset(), (InputTag(CONTEXT, "training"),))])
     store.log_inputs(b, [DatasetInput(_dataset(), (InputTag(CONTEXT, "eval"),))])
@@ -483,7 +485,7 @@ def test_same_dataset_shared_by_runs(store: SqlTrackingStore) -> None:
     assert [r.info.run_id for r in found] == [b]
 
 
-def test_dataset_without_context(store: SqlTrackingStore) -> None:
+def test_dataset_without_context(store: AbstractTrackingStore) -> None:
     run_id = _new_run(store)
     store.log_inputs(run_id, [DatasetInput(_dataset())])
     (only,) = store.get_run(run_id).inputs.dataset_inputs
@@ -491,7 +493,7 @@ def test_dataset_without_context(store: SqlTrackingStore) -> None:
     assert only.tags == ()
 
 
-def test_log_inputs_to_deleted_or_unknown_run(store: SqlTrackingStore) -> None:
+def test_log_inputs_to_deleted_or_unknown_run(store: AbstractTrackingStore) -> None:
     run_id = _new_run(store)
     store.delete_run(run_id)
     item = DatasetInput(_dataset())
@@ -505,7 +507,7 @@ def test_log_inputs_to_deleted_or_unknown_run(store: SqlTrackingStore) -> None:
 # -- metric history --------------------------------------------------------------------------
 
 
-def test_metric_history_order(store: SqlTrackingStore) -> None:
+def test_metric_history_order(store: AbstractTrackingStore) -> None:
     run_id = _new_run(store)
     points = [
         Metric("m", 3.0, 30, 2),
@@ -526,7 +528,7 @@ def test_metric_history_order(store: SqlTrackingStore) -> None:
     assert store.get_metric_history(run_id, "missing") == []
 
 
-def test_metric_history_paging(store: SqlTrackingStore) -> None:
+def test_metric_history_paging(store: AbstractTrackingStore) -> None:
     run_id = _new_run(store)
     store.log_batch(run_id, metrics=[Metric("m", float(i), 1000 + i, i) for i in range(10)])
     seen: list[int] = []
@@ -547,7 +549,7 @@ def test_metric_history_paging(store: SqlTrackingStore) -> None:
     assert exact.token is None
 
 
-def test_metric_history_errors(store: SqlTrackingStore) -> None:
+def test_metric_history_errors(store: AbstractTrackingStore) -> None:
     with pytest.raises(RunNotFound):
         store.get_metric_history("d" * 32, "m")
     run_id = _new_run(store)
@@ -560,7 +562,7 @@ def test_metric_history_errors(store: SqlTrackingStore) -> None:
 N_POINTS = 5000
 
 
-def test_bulk_interval(store: SqlTrackingStore) -> None:
+def test_bulk_interval(store: AbstractTrackingStore) -> None:
     """Two runs of ``N_POINTS`` steps of ``loss`` (value = step, the second offset by 1000):
     sampling over all steps, then over a step range."""
     long_runs = []
@@ -613,7 +615,7 @@ def test_bulk_interval(store: SqlTrackingStore) -> None:
     )
 
 
-def test_bulk_interval_few_points(store: SqlTrackingStore) -> None:
+def test_bulk_interval_few_points(store: AbstractTrackingStore) -> None:
     run_id = _new_run(store)
     store.log_batch(run_id, metrics=[Metric("m", float(s), s, s) for s in (0, 5, 7)])
     points = store.get_metric_history_bulk_interval([run_id], "m", max_results=2500)
@@ -621,7 +623,7 @@ def test_bulk_interval_few_points(store: SqlTrackingStore) -> None:
     assert store.get_metric_history_bulk_interval([run_id], "nothing", max_results=10) == []
 
 
-def test_bulk_interval_nan_and_inf(store: SqlTrackingStore) -> None:
+def test_bulk_interval_nan_and_inf(store: AbstractTrackingStore) -> None:
     run_id = _new_run(store)
     store.log_batch(run_id, metrics=[Metric("m", math.nan, 1, 0), Metric("m", math.inf, 2, 1)])
     values = [p.value for p in store.get_metric_history_bulk_interval([run_id], "m", 10)]
@@ -641,7 +643,7 @@ BAD_BULK_REQUESTS: dict[str, tuple[int, dict[str, int], str]] = {
 }
 
 
-def test_bulk_interval_invalid_requests(store: SqlTrackingStore) -> None:
+def test_bulk_interval_invalid_requests(store: AbstractTrackingStore) -> None:
     outcome = {}
     for name, (n_runs, kwargs, fragment) in BAD_BULK_REQUESTS.items():
         run_ids = [f"{i:032x}" for i in range(n_runs)]
@@ -651,10 +653,10 @@ def test_bulk_interval_invalid_requests(store: SqlTrackingStore) -> None:
             outcome[name] = (exc.error_code, fragment in exc.message)
         else:
             outcome[name] = ("accepted", False)
-    assert outcome == {name: ("INVALID_PARAMETER_VALUE", True) for name in BAD_BULK_REQUESTS}
+    assert outcome == dict.fromkeys(BAD_BULK_REQUESTS, ("INVALID_PARAMETER_VALUE", True))
 
 
-def test_bulk_interval_accepts_100_runs(store: SqlTrackingStore) -> None:
+def test_bulk_interval_accepts_100_runs(store: AbstractTrackingStore) -> None:
     run_id = _new_run(store)
     store.log_metric(run_id, Metric("loss", 1.0, 1, 0))
     run_ids = [run_id] + [f"{i:032x}" for i in range(99)]

@@ -124,6 +124,40 @@ def test_database_at_base_revision_is_migrated(db_uri: str, tmp_path: Path) -> N
         store.close()
 
 
+@pytest.mark.parametrize("db_uri", BACKENDS, indirect=True)
+def test_database_at_older_revision_is_migrated(db_uri: str, tmp_path: Path) -> None:
+    """A database that an older release migrated (the revision below head, or none at all
+    while there is one migration) is brought up to head, keeping its data."""
+    older = _script().get_revision(sql_engine.SCHEMA_HEAD).down_revision
+    assert older is None or isinstance(older, str)
+    engine = _engine(db_uri)
+    if older is not None:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, older)
+            conn.execute(
+                text(
+                    "INSERT INTO experiments (experiment_id, name, artifact_location, "
+                    "lifecycle_stage, creation_time, last_update_time) "
+                    "VALUES (7, 'from-before', '/old', 'active', 1, 1)"
+                )
+            )
+        assert _version(db_uri) == [older]
+    engine.dispose()
+    store = SqlTrackingStore(db_uri, str(tmp_path / "artifacts"))
+    try:
+        assert _version(db_uri) == [sql_engine.SCHEMA_HEAD]
+        assert _tables(db_uri) >= TABLES
+        if older is not None:
+            assert store.get_experiment("7").name == "from-before"
+        run = store.create_run("0", run_name="after-migration")
+        assert store.get_run(run.info.run_id).info.run_name == "after-migration"
+    finally:
+        store.close()
+
+
 def _open_store(uri: str, root: str, barrier: object, results: object) -> None:
     """In a fresh process: wait for the others, open the store, report what it sees."""
     try:

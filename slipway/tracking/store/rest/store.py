@@ -133,6 +133,12 @@ class RestTrackingStore(AbstractTrackingStore):
         )
         _LIVE.add(self)
 
+    @property
+    def db_uri(self) -> str:
+        """The tracking URI that names this store (the server URL), as
+        ``SqlTrackingStore.db_uri`` names a database."""
+        return self.server_url
+
     def __repr__(self) -> str:
         return f"RestTrackingStore({self.server_url!r})"
 

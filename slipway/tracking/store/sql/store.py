@@ -46,6 +46,7 @@ from slipway.tracking.store.sql.loading import (
     metric_value,
     run_info_from_row,
 )
+from slipway.tracking.store.sql.logged_models import SqlLoggedModelMixin
 from slipway.tracking.store.sql.query import (
     apply_experiment_order,
     apply_run_order,
@@ -64,7 +65,7 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class SqlTrackingStore(AbstractTrackingStore):
+class SqlTrackingStore(AbstractTrackingStore, SqlLoggedModelMixin):
     """Tracking data in a SQL database.
 
     Args:
