@@ -142,23 +142,11 @@ def test_dict_with_unequal_columns_is_refused() -> None:
         dataset_from({"a": [1, 2], "b": [1, 2, 3]})
 
 
-@pytest.mark.xfail(
-    reason="datasets._describe lets numpy's ValueError for a ragged list escape instead of "
-    "raising InvalidParameterValue",
-    raises=ValueError,
-    strict=True,
-)
 def test_ragged_list_is_refused_clearly() -> None:
     with pytest.raises(InvalidParameterValue):
         dataset_from([[1, 2], [3]])
 
 
-@pytest.mark.xfail(
-    reason="datasets._describe: pd.util.hash_pandas_object raises TypeError for cells holding "
-    "lists or dicts; the digest should fall back to another encoding (or refuse clearly)",
-    raises=TypeError,
-    strict=True,
-)
 def test_dataframe_with_list_cells_gets_a_digest() -> None:
     frame = pd.DataFrame({"tokens": [["a", "b"], ["c"]]})
     assert _digest(frame) == _digest(frame.copy())

@@ -505,13 +505,6 @@ def test_logging_a_param_raises_no_deprecation_warning(tracking_dir: Path) -> No
 # -- library bugs ------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    reason="fluent._write splits metrics into batches in synchronous mode but sends all params "
-    "and tags in the first batch: more than 100 are refused, though the same call works "
-    "asynchronously",
-    raises=InvalidParameterValue,
-    strict=True,
-)
 @pytest.mark.parametrize("what", ["params", "tags"])
 def test_synchronous_logging_splits_params_and_tags_too(tracking_dir: Path, what: str) -> None:
     slipway.set_async_logging(False)
@@ -526,12 +519,6 @@ def test_synchronous_logging_splits_params_and_tags_too(tracking_dir: Path, what
     assert {f"k{i}" for i in range(150)} <= set(stored)
 
 
-@pytest.mark.xfail(
-    reason="fluent.end_run flushes every buffered run and marks the run it ends FAILED for any "
-    "error, even one that belongs to another run: the parent's conflicting param fails the child",
-    raises=InvalidParameterValue,
-    strict=True,
-)
 def test_async_error_fails_only_the_run_it_belongs_to(tracking_dir: Path) -> None:
     parent = slipway.start_run()
     slipway.log_param("a", "1")

@@ -237,11 +237,6 @@ def test_restore_keeps_runs_deleted_before(store: AbstractTrackingStore) -> None
     assert store.get_run(earlier).info.lifecycle_stage == LifecycleStage.DELETED
 
 
-@pytest.mark.xfail(
-    reason="restore_experiment tells the runs deleted with the experiment by deleted_time "
-    "alone, so a run deleted on its own in the same millisecond comes back too",
-    strict=True,
-)
 def test_restore_keeps_run_deleted_in_same_millisecond(
     store: AbstractTrackingStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -255,11 +250,6 @@ def test_restore_keeps_run_deleted_in_same_millisecond(
     assert store.get_run(earlier).info.lifecycle_stage == LifecycleStage.DELETED
 
 
-@pytest.mark.xfail(
-    reason="deleting an already deleted experiment rewrites its deleted_time, so "
-    "restore_experiment no longer finds the runs deleted with it",
-    strict=True,
-)
 def test_second_delete_does_not_strand_runs(store: AbstractTrackingStore) -> None:
     eid = store.create_experiment("twice")
     run_id = store.create_run(eid).info.run_id

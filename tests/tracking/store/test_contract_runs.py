@@ -403,11 +403,6 @@ def test_latest_metric(store: AbstractTrackingStore) -> None:
     assert got == want
 
 
-@pytest.mark.xfail(
-    reason="NaN ranks as -inf when points arrive in one batch but as 0.0 against the stored "
-    "latest value, so the latest metric depends on how the points were batched",
-    strict=True,
-)
 def test_latest_metric_with_nan_tie_does_not_depend_on_batching(
     store: AbstractTrackingStore,
 ) -> None:

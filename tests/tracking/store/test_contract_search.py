@@ -273,12 +273,6 @@ def _names(runs: list[Run]) -> list[str]:
 
 # -- valid filters ---------------------------------------------------------------------------
 
-INT_TRUNCATION_BUG = pytest.mark.xfail(
-    reason="numeric attribute values go through int(): fractions are truncated and values "
-    "beyond 64 bits raise a driver error",
-    strict=True,
-)
-
 FILTERS = [
     # metrics: every numeric operator, on the latest value only
     pytest.param("metrics.loss = 0.5", {"alpha-one"}, id="metric-eq"),
@@ -395,9 +389,8 @@ FILTERS = [
         "attributes.start_time < 1000.5",
         {"alpha-one"},
         id="start-fraction",
-        marks=INT_TRUNCATION_BUG,
     ),
-    pytest.param("attributes.start_time > 1e30", set(), id="start-huge", marks=INT_TRUNCATION_BUG),
+    pytest.param("attributes.start_time > 1e30", set(), id="start-huge"),
     # datasets
     pytest.param("datasets.name = 'mnist'", {"alpha-one", "alpha-two"}, id="dataset-name"),
     pytest.param("datasets.name != 'mnist'", {"beta"}, id="dataset-name-ne"),
@@ -464,18 +457,7 @@ def test_search_several_experiments(shared: World) -> None:
     assert shared.store.search_runs(["4242"]) == []
 
 
-LIKE_ESCAPE_BUG = pytest.mark.xfail(
-    reason="LIKE/ILIKE patterns are sent without an ESCAPE clause: PostgreSQL treats a "
-    "backslash as the escape character, SQLite as a plain character",
-    strict=True,
-)
-
-
-def test_like_escapes_wildcards_with_a_backslash(
-    store: AbstractTrackingStore, request: pytest.FixtureRequest
-) -> None:
-    if request.node.callspec.params["store"] != "postgresql":  # rest serves from SQLite
-        request.applymarker(LIKE_ESCAPE_BUG)
+def test_like_escapes_wildcards_with_a_backslash(store: AbstractTrackingStore) -> None:
     for value in ["a_b", "axb", "a\\xb", "50%", "500"]:
         run_id = store.create_run("0", run_name=f"v{len(value)}").info.run_id
         store.log_param(run_id, Param("x", value))
@@ -648,12 +630,6 @@ def test_order_by(shared: World, order_by: list[str], expected: list[str]) -> No
     assert len(found) == len(ACTIVE)
 
 
-@pytest.mark.xfail(
-    reason="runs with a NaN metric and runs without it are both 'missing' for order_by, but "
-    "within that group they are then ordered by the raw stored value (0.0 for NaN, NULL when "
-    "absent), whose NULL placement differs between SQLite and PostgreSQL",
-    strict=True,
-)
 def test_nan_and_missing_metric_order_is_the_same_on_every_backend(shared: World) -> None:
     # epsilon has loss = NaN and started after delta, which has no loss: either NaN sorts
     # before the missing values or both tie and the later start comes first; epsilon first.

@@ -424,6 +424,12 @@ def test_search_is_scoped_to_experiments_newest_first(
         ("tags.nothing = 'x'", []),
         ("creation_timestamp > 0", ["delta", "gamma", "beta", "alpha"]),
         ("creation_time < 1000", []),
+        ("creation_timestamp < 1e30", ["delta", "gamma", "beta", "alpha"]),
+        (
+            "creation_timestamp > -1e30 and creation_timestamp != 0.5",
+            ["delta", "gamma", "beta", "alpha"],
+        ),
+        ("last_updated_timestamp = 12.5", []),
         ("model_type = 'x'", []),
     ],
 )

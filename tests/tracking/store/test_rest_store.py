@@ -503,9 +503,7 @@ def test_bad_server_urls(url: str) -> None:
         RestTransport(url)
 
 
-def test_http_tracking_uri_gives_a_rest_store(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_http_tracking_uri_gives_a_rest_store() -> None:
     url = f"http://127.0.0.1:{free_port()}/"
     try:
         assert uris.resolve(url) == (url.rstrip("/"), "")
@@ -520,9 +518,7 @@ def test_http_tracking_uri_gives_a_rest_store(
 # -- the SDK on a live tracking server -------------------------------------------------------------
 
 
-def test_sdk_on_a_tracking_server(
-    rest_store: RestTrackingStore, tracking_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_sdk_on_a_tracking_server(rest_store: RestTrackingStore, tracking_dir: Path) -> None:
     slipway.set_tracking_uri(rest_store.server_url)
     slipway.set_experiment("over-http")
     with slipway.start_run(run_name="remote") as run:

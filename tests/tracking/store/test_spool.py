@@ -205,35 +205,42 @@ def test_without_a_spool_writes_fail_while_the_server_is_away(
 def test_a_spool_left_by_an_exited_process_is_sent_by_the_next(
     server: Server, spool_dir: Path
 ) -> None:
-    store = RestTrackingStore(server.url, FAST)
-    run_id = store.create_run("0").info.run_id
-    store.close()
-    server.stop()
+    # A training script starts a run, loses the server, logs on and exits without ending its
+    # run (the SDK ends it at exit): everything it did must reach the server later.
     script = textwrap.dedent(
         f"""
-        from slipway.entities import Metric, Param
-        from slipway.tracking.store.rest import RestTrackingStore
-        from slipway.tracking.store.rest.http import HttpConfig
+        import sys
+        import slipway
 
-        store = RestTrackingStore({server.url!r}, HttpConfig(max_retries=1, backoff_factor=0.01))
+        slipway.set_tracking_uri({server.url!r})
+        run = slipway.start_run(run_name="left-behind")
+        slipway.log_param("lr", "0.1")
+        print(run.info.run_id, flush=True)
+        sys.stdin.readline()  # the server is gone now
         for step in range(200):
-            store.log_metric({run_id!r}, Metric("loss", float(step), 1000 + step, step))
-        store.log_param({run_id!r}, Param("lr", "0.1"))
-        print("pending", store.spool.pending)
+            slipway.log_metric("loss", float(step), step=step)
         """
     )
-    child = subprocess.run(
+    child = subprocess.Popen(
         [sys.executable, "-c", script],
-        capture_output=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=60,
         env={**os.environ, "SLIPWAY_SPOOL_DIR": str(spool_dir)},
     )
-    assert child.returncode == 0, child.stderr
-    assert "pending 201" in child.stdout
-    assert "stay spooled" in child.stderr  # the exit notice says where they are
+    assert child.stdout is not None
+    assert child.stdin is not None
+    run_id = child.stdout.readline().strip()
+    server.stop()
+    child.stdin.write("go\n")
+    child.stdin.flush()
+    _, stderr = child.communicate(timeout=60)
+    assert child.returncode == 0, stderr
+    assert run_id, stderr
+    assert "stay spooled" in stderr  # the exit notice says where the writes are
     (left,) = _segments(spool_dir)
-    assert str(left) in child.stderr
+    assert str(left) in stderr
 
     server.start()
     started = time.monotonic()
@@ -241,7 +248,9 @@ def test_a_spool_left_by_an_exited_process_is_sent_by_the_next(
     assert time.monotonic() - started < 1.0  # adopting does not wait for the server
     history = successor.get_metric_history(run_id, "loss")
     assert [m.step for m in history] == list(range(200))
-    assert successor.get_run(run_id).data.params == {"lr": "0.1"}
+    run = successor.get_run(run_id)
+    assert run.data.params == {"lr": "0.1"}
+    assert run.info.status == RunStatus.FINISHED  # ended at exit, through the spool
     assert _segments(spool_dir) == []
     successor.close()
 

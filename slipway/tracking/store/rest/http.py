@@ -20,7 +20,8 @@ Retries
     When the retries are used up, an unreachable server raises :class:`ServerUnreachable`, a
     :class:`~slipway.exceptions.TemporarilyUnavailable` (``TEMPORARILY_UNAVAILABLE``, 503); so
     do 502, 503 and 504 answers that carry no error body. Callers treat that class as "try
-    again later" (the REST store spools writes on it).
+    again later" (the REST store spools writes on it). Every error made from an answer carries
+    the HTTP status as ``response_status``.
 
 Configuration (environment, read when a store is created)
     ===================================  ====================================================
@@ -409,6 +410,13 @@ class RestTransport:
         return payload
 
     def _error(
+        self, response: urllib3.BaseHTTPResponse, method: str, endpoint: str
+    ) -> SlipwayError:
+        error = self._error_of(response, method, endpoint)
+        error.response_status = response.status  # type: ignore[attr-defined]
+        return error
+
+    def _error_of(
         self, response: urllib3.BaseHTTPResponse, method: str, endpoint: str
     ) -> SlipwayError:
         status = response.status

@@ -27,10 +27,11 @@ Files
       half way through a replay does not send them twice.
 
     The file is deleted once everything in it has been sent. Its owner holds an exclusive
-    ``flock`` on it for as long as it lives, so a file nobody holds was left by a process that
-    exited (or crashed) with writes still in it. A new spool for the same server adopts such
-    files when it starts, oldest first, and sends them before any write of its own (which
-    queue behind them). A torn last line (a crash during a write) is skipped.
+    ``flock`` on it for as long as it lives (it is made under a draft name and renamed once
+    locked), so a file nobody holds was left by a process that exited (or crashed) with
+    writes still in it. A new spool for the same server adopts such files when it starts,
+    oldest first, and sends them before any write of its own (which queue behind them). A
+    torn last line (a crash during a write) is skipped.
 
 Replay
     Consecutive ``log-batch`` writes of one run are merged into batches of up to 1000
@@ -45,8 +46,9 @@ Replay
     tries.
 
 Exit and fork
-    A process that exits with writes still spooled makes one last attempt to send them; what is
-    left stays on disk and a message on stderr says where. A child made by ``fork`` starts with
+    A process that exits with writes still spooled makes one last attempt to send them (after
+    the asynchronous loggers have flushed into the store); what is left stays on disk and a
+    message on stderr says where. A child made by ``fork`` starts with
     an empty spool of its own; the parent's files stay the parent's.
 
 ``SLIPWAY_SPOOL=false`` turns spooling off: writes then fail with ``TemporarilyUnavailable``
@@ -93,6 +95,7 @@ MAX_ENTITIES_PER_REQUEST = 1000  # MLflow's server cap on one log-batch request
 _READ_CHUNK = 1 << 20
 _READ_ENTRIES = 5000
 _BLOCKING_CODES = frozenset({"REQUEST_LIMIT_EXCEEDED", "DEADLINE_EXCEEDED"})
+_BLOCKING_STATUSES = frozenset({408, 429, 502, 503, 504})
 
 log = logging.getLogger("slipway.tracking.spool")
 
@@ -250,10 +253,13 @@ class _Segment:
             record = _parse_line(line, self.path)
             if record is None:
                 continue
-            if "ack" in record:
-                self.acked = max(self.acked, int(record["ack"]))
-            elif "seq" in record:
-                seqs.append(int(record["seq"]))
+            try:
+                if "ack" in record:
+                    self.acked = max(self.acked, int(record["ack"]))
+                elif "seq" in record:
+                    seqs.append(int(record["seq"]))
+            except (TypeError, ValueError):
+                continue
         self.pending = sum(1 for s in seqs if s > self.acked)
         self.next_seq = max(seqs, default=0) + 1
 
@@ -268,7 +274,8 @@ class _Segment:
             if record is None:
                 continue
             if "ack" in record:
-                self.acked = max(self.acked, int(record["ack"]))
+                with contextlib.suppress(TypeError, ValueError):
+                    self.acked = max(self.acked, int(record["ack"]))
                 continue
             try:
                 seq = int(record["seq"])
@@ -420,6 +427,14 @@ class Spool:
             names = sorted(p for p in self.directory.glob("seg-*.jsonl"))
         except OSError:
             return
+        for draft in self.directory.glob(".draft-seg-*.jsonl"):  # a crash while creating one
+            with contextlib.suppress(OSError):
+                fd = os.open(draft, os.O_RDWR | os.O_CLOEXEC)
+                try:
+                    if _try_lock(fd):
+                        draft.unlink()
+                finally:
+                    os.close(fd)
         adopted = 0
         for path in names:
             try:
@@ -478,7 +493,9 @@ class Spool:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         name = f"seg-{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(4)}.jsonl"
         path = self.directory / name
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        # Made and locked under another name, so that no other process can take it first.
+        draft = self.directory / f".draft-{name}"
+        fd = os.open(draft, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)
         segment = _Segment(path, fd, own=True)
         segment.write(
@@ -490,6 +507,7 @@ class Spool:
             },
             sync=True,
         )
+        os.rename(draft, path)
         with contextlib.suppress(OSError):  # make the new name itself durable
             dir_fd = os.open(self.directory, os.O_RDONLY)
             try:
@@ -551,7 +569,11 @@ class Spool:
                 if isinstance(exc, SlipwayError)
                 else SlipwayError(f"{type(exc).__name__}: {exc}")
             )
-            if isinstance(error, TemporarilyUnavailable) or error.error_code in _BLOCKING_CODES:
+            if (
+                isinstance(error, TemporarilyUnavailable)
+                or getattr(error, "response_status", None) in _BLOCKING_STATUSES
+                or error.error_code in _BLOCKING_CODES
+            ):
                 raise SpoolBlocked(
                     f"{error.message} ({self.describe()})", error_code=error.error_code
                 ) from None
@@ -674,6 +696,27 @@ class Spool:
                 self._thread = None
         finally:
             self._replay_lock.release()
+        self._notice(left, files)
+
+    def flush_at_exit(self, timeout: float = 5.0) -> None:
+        """One last attempt to send what is spooled, at interpreter exit; stderr says what
+        stays on disk. The files stay held, so writes made later in the shutdown (a run ended
+        at exit) join them."""
+        with self._lock:
+            if not self._segments:
+                return
+        if self._replay_lock.acquire(timeout=timeout):
+            try:
+                with contextlib.suppress(SpoolBlocked):
+                    self._drain_locked()
+            finally:
+                self._replay_lock.release()
+        with self._lock:
+            left = sum(s.pending for s in self._segments)
+            files = [s.path for s in self._segments]
+        self._notice(left, files)
+
+    def _notice(self, left: int, files: list[Path]) -> None:
         if left:
             print(
                 f"slipway: the tracking server at {self.server_url} could not be reached; "

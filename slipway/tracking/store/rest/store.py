@@ -1,6 +1,6 @@
 """``RestTrackingStore``: the tracking store of a remote tracking server, over MLflow's REST API.
 
-Every :class:`~slipway.tracking.store.base.AbstractTrackingStore` method is one request to
+Every :class:`~slipway.tracking.store.base.AbstractTrackingStore` method is a request to
 ``<server>/api/2.0/mlflow/...`` (a search is one request per page), so the store works with a
 Slipway server and with an MLflow server alike. ``slipway.set_tracking_uri("http://host:5000")``
 (or ``SLIPWAY_TRACKING_URI``) makes the SDK, the client and the CLI use it. Artifacts do not go
@@ -52,7 +52,6 @@ import dataclasses
 import os
 import re
 import threading
-import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -131,7 +130,6 @@ class RestTrackingStore(AbstractTrackingStore):
             if spool
             else None
         )
-        _LIVE.add(self)
 
     @property
     def db_uri(self) -> str:
@@ -181,8 +179,11 @@ class RestTrackingStore(AbstractTrackingStore):
         spool = self.spool
         if spool is None:
             return self._call("POST", endpoint, body, not_found=not_found)
-        if spool.append_if_active("POST", endpoint, body):
-            return None
+        try:
+            if spool.append_if_active("POST", endpoint, body):
+                return None
+        except OSError as exc:
+            raise _unspoolable(spool, exc, None) from None
         try:
             return self.transport.call(
                 "POST",
@@ -190,8 +191,11 @@ class RestTrackingStore(AbstractTrackingStore):
                 body,
                 unavailable_retries=min(QUICK_RETRIES, self.transport.config.max_retries),
             )
-        except TemporarilyUnavailable:
-            spool.append("POST", endpoint, body)
+        except TemporarilyUnavailable as unavailable:
+            try:
+                spool.append("POST", endpoint, body)
+            except OSError as exc:
+                raise _unspoolable(spool, exc, unavailable) from None
             return None
         except SlipwayError as exc:
             raise _narrow(exc, not_found, False) from None
@@ -535,6 +539,16 @@ def _id(value: Any) -> Any:
     return value
 
 
+def _unspoolable(
+    spool: Spool, error: OSError, unavailable: TemporarilyUnavailable | None
+) -> TemporarilyUnavailable:
+    why = f"{unavailable.message}; " if unavailable is not None else ""
+    return TemporarilyUnavailable(
+        f"{why}the write could not be spooled in {spool.directory} ({error}); it was not "
+        "recorded. Free the disk or set SLIPWAY_SPOOL_DIR to a writable folder."
+    )
+
+
 def _narrow(
     error: SlipwayError, not_found: type[ResourceDoesNotExist], search: bool
 ) -> SlipwayError:
@@ -552,9 +566,6 @@ def _narrow(
     return narrowed
 
 
-_LIVE: weakref.WeakSet[RestTrackingStore] = weakref.WeakSet()
-
-
 @atexit.register
 def _close_spools_at_exit() -> None:
     """Let buffered asynchronous writes reach the stores (and so the spool), then make a last
@@ -565,7 +576,7 @@ def _close_spools_at_exit() -> None:
 
     async_logging._flush_all_at_exit()
     for spool in live_spools():
-        spool.close(final_attempt=True)
+        spool.flush_at_exit()
 
 
 __all__ = ["RestTrackingStore"]

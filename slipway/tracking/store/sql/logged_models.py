@@ -640,7 +640,9 @@ def _attribute_clause(cmp: Comparison) -> ColumnElement[bool]:
     value: Any = cmp.value
     if cmp.key in lm.NUMERIC_ATTRIBUTES:
         number = float(cast(float, value))
-        value = int(number) if number.is_integer() else number
+        # An integral value within 64 bits binds as an integer; anything else as a double,
+        # which every database compares with a BIGINT column without overflowing.
+        value = int(number) if number.is_integer() and abs(number) < 2**63 else number
     elif cmp.key == "experiment_id":
         if cmp.op in ("LIKE", "ILIKE"):
             column = sql_cast(column, String)

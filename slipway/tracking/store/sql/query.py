@@ -6,6 +6,7 @@ indexed table, so the database does the filtering; attributes compare columns of
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -82,14 +83,36 @@ def compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
     if op == "<=":
         return column <= value  # type: ignore[no-any-return]
     if op == "LIKE":
-        return column.like(value)  # type: ignore[no-any-return]
+        return column.like(value, escape="\\")  # type: ignore[no-any-return]
     if op == "ILIKE":
-        return column.ilike(value)  # type: ignore[no-any-return]
+        return column.ilike(value, escape="\\")  # type: ignore[no-any-return]
     if op == "IN":
         return column.in_(value)  # type: ignore[no-any-return]
     if op == "NOT IN":
         return column.not_in(value)  # type: ignore[no-any-return]
     raise InvalidParameterValue(f"Unsupported comparison operator {op!r}")
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def compare_integer(column: Any, op: str, value: float) -> ColumnElement[bool]:
+    """``column <op> value`` for an integer column and any number: a fraction is rounded the
+    way that keeps the comparison's meaning, and a value beyond 64 bits never reaches the
+    database (it compares as all or nothing)."""
+    everything = column.is_not(None)
+    if value > _INT64_MAX or value < _INT64_MIN:
+        above = value > _INT64_MAX
+        if op == "!=" or (op in ("<", "<=") and above) or (op in (">", ">=") and not above):
+            return everything  # type: ignore[no-any-return]
+        return false()
+    if op in ("=", "!=") and not float(value).is_integer():
+        return everything if op == "!=" else false()  # type: ignore[return-value]
+    if op in ("<", ">="):
+        return compare(column, op, math.ceil(value))
+    if op in (">", "<="):
+        return compare(column, op, math.floor(value))
+    return compare(column, op, int(value))
 
 
 def run_filter_clause(cmp: Comparison) -> ColumnElement[bool]:
@@ -111,8 +134,8 @@ def run_filter_clause(cmp: Comparison) -> ColumnElement[bool]:
     column = RUN_ATTRIBUTE_COLUMNS[cmp.key]
     value: Any = cmp.value
     if cmp.key in ("start_time", "end_time"):
-        value = int(value)
-    elif cmp.key == "experiment_id":
+        return compare_integer(column, cmp.op, float(value))
+    if cmp.key == "experiment_id":
         value = _experiment_id_values(value)
     return compare(column, cmp.op, value)
 
@@ -158,7 +181,10 @@ def apply_run_order(query: Select[Any], order_by: Sequence[OrderBy]) -> Select[A
             if ob.kind == "metric":
                 missing = missing | (alias.c.is_nan == literal(True))
         columns.append(case((missing, 1), else_=0))
-        columns.append(column.asc() if ob.ascending else column.desc())
+        # Missing values (and NaN) tie among themselves on every backend; the tie-break
+        # below orders them.
+        value = case((missing, None), else_=column)
+        columns.append(value.asc() if ob.ascending else value.desc())
     columns += [runs.c.start_time.desc(), runs.c.run_uuid]
     return query.order_by(*columns)
 
@@ -172,7 +198,7 @@ def experiment_filter_clause(cmp: Comparison) -> ColumnElement[bool]:
         return experiments.c.experiment_id.in_(sub)
     value: Any = cmp.value
     if cmp.key in ("creation_time", "last_update_time"):
-        value = int(value)
+        return compare_integer(EXPERIMENT_COLUMNS[cmp.key], cmp.op, float(value))
     return compare(EXPERIMENT_COLUMNS[cmp.key], cmp.op, value)
 
 

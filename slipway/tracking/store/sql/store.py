@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, tuple_, update
+from sqlalchemy import Connection, delete, func, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from slipway.artifacts.paths import join_uri, validate_artifact_root
@@ -244,7 +244,18 @@ class SqlTrackingStore(AbstractTrackingStore, SqlLoggedModelMixin):
 
         def work(conn: Connection) -> None:
             row = self._experiment_row(conn, experiment_id)
-            now = _now_ms()
+            if row.lifecycle_stage != "active":
+                raise InvalidParameterValue(
+                    f"Cannot delete experiment {experiment_id}: it is already deleted."
+                )
+            # The deletion time marks the runs deleted with the experiment (restore brings
+            # back exactly those): it is later than any run deleted on its own before.
+            latest_run_deletion = conn.execute(
+                select(func.max(q.runs.c.deleted_time)).where(
+                    q.runs.c.experiment_id == row.experiment_id
+                )
+            ).scalar()
+            now = max(_now_ms(), (latest_run_deletion or 0) + 1)
             conn.execute(
                 update(q.experiments)
                 .where(q.experiments.c.experiment_id == row.experiment_id)
@@ -458,7 +469,9 @@ class SqlTrackingStore(AbstractTrackingStore, SqlLoggedModelMixin):
 
     def delete_run(self, run_id: str) -> None:
         def work(conn: Connection) -> None:
-            self._run_row(conn, run_id)
+            row = self._run_row(conn, run_id)
+            if row.lifecycle_stage == "deleted":
+                return  # keep the deletion time: it says whether it went with its experiment
             conn.execute(
                 update(q.runs)
                 .where(q.runs.c.run_uuid == run_id)
@@ -761,7 +774,9 @@ def _metric_row(run_id: str, m: Metric) -> dict[str, Any]:
 
 
 def _latest_order(row: dict[str, Any]) -> tuple[int, int, float]:
-    return (row["step"], row["timestamp"], -math.inf if row["is_nan"] else row["value"])
+    """The same key as the SQL upsert compares (a NaN is stored as 0.0), so the latest value
+    never depends on how points were batched."""
+    return (row["step"], row["timestamp"], row["value"])
 
 
 def _log_metrics(conn: Connection, run_id: str, items: Sequence[Metric]) -> None:
