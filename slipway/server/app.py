@@ -48,8 +48,9 @@ def tracking_routes(ctx: ServerContext) -> list[BaseRoute]:
     ]
 
 
-def create_app(settings: ServerSettings | None = None,
-               context: ServerContext | None = None) -> Starlette:
+def create_app(
+    settings: ServerSettings | None = None, context: ServerContext | None = None
+) -> Starlette:
     """The server app for ``settings`` (or an already built ``context``)."""
     settings = settings or ServerSettings()
     ctx = context or ServerContext.from_settings(settings)
@@ -73,8 +74,11 @@ def create_app(settings: ServerSettings | None = None,
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[
             Middleware(AllowedHostsMiddleware, allowed=settings.allowed_hosts),
-            Middleware(BodyLimitMiddleware, limit=settings.max_request_bytes,
-                       exempt_prefixes=STREAMING_PATHS),
+            Middleware(
+                BodyLimitMiddleware,
+                limit=settings.max_request_bytes,
+                exempt_prefixes=STREAMING_PATHS,
+            ),
         ],
         lifespan=lifespan,
     )

@@ -11,9 +11,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 async def _send_error(send: Send, status: int, code: str, message: str) -> None:
     body = json.dumps({"error_code": code, "message": message}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -40,9 +47,12 @@ class AllowedHostsMiddleware:
             return
         host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), "")
         if not self._ok(host):
-            await _send_error(send, 403, "PERMISSION_DENIED",
-                              f"Host {host!r} is not allowed; start the server with "
-                              "--allowed-hosts to accept it")
+            await _send_error(
+                send,
+                403,
+                "PERMISSION_DENIED",
+                f"Host {host!r} is not allowed; start the server with --allowed-hosts to accept it",
+            )
             return
         await self.app(scope, receive, send)
 
@@ -61,9 +71,12 @@ class BodyLimitMiddleware:
             return
         for key, value in scope["headers"]:
             if key == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await _send_error(send, 413, "RESOURCE_EXHAUSTED",
-                                  f"Request body of {int(value)} bytes is over the limit of "
-                                  f"{self.limit} bytes")
+                await _send_error(
+                    send,
+                    413,
+                    "RESOURCE_EXHAUSTED",
+                    f"Request body of {int(value)} bytes is over the limit of {self.limit} bytes",
+                )
                 return
         seen = 0
 
@@ -74,8 +87,9 @@ class BodyLimitMiddleware:
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
                     # Handled by the app's error handler, inside the request, as a 413.
-                    raise HTTPException(413, f"Request body is over the limit of {self.limit} "
-                                             "bytes")
+                    raise HTTPException(
+                        413, f"Request body is over the limit of {self.limit} bytes"
+                    )
             return message
 
         await self.app(scope, limited, send)

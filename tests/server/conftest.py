@@ -35,12 +35,14 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     import uvicorn
 
     root = tmp_path_factory.mktemp("server")
-    settings = ServerSettings(backend_store_uri=str(root / "store"),
-                              artifacts_destination=str(root / "artifacts"))
+    settings = ServerSettings(
+        backend_store_uri=str(root / "store"), artifacts_destination=str(root / "artifacts")
+    )
     app = create_app(settings)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
     thread = threading.Thread(target=server.run, name="live-server", daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

@@ -1,20 +1,20 @@
 """MLflow REST API 2.0: logged models (MLflow 3) and the models a run produced.
 
-=======  ===============================================  =====================================
-method   path (under the API prefixes)                    what it does
-=======  ===============================================  =====================================
-POST     ``/logged-models``                               create a PENDING model
-POST     ``/logged-models/search``                        search models of experiments
-GET      ``/logged-models/{model_id}``                    get (``allow_deleted=true`` optional)
-PATCH    ``/logged-models/{model_id}``                    finalize: set the status
-DELETE   ``/logged-models/{model_id}``                    delete (soft)
-POST     ``/logged-models/{model_id}/params``             add params
-PATCH    ``/logged-models/{model_id}/tags``               set tags
-DELETE   ``/logged-models/{model_id}/tags/{tag_key}``     delete a tag
-GET      ``/logged-models/{model_id}/artifacts/directories``  list the model's files
-GET      ``/logged-models/{model_id}/artifacts/files``    download one file, as an attachment
-POST     ``/runs/outputs``                                record models a run produced
-=======  ===============================================  =====================================
+======  ===================================================  =====================================
+method  path (under the API prefixes)                        what it does
+======  ===================================================  =====================================
+POST    ``/logged-models``                                   create a PENDING model
+POST    ``/logged-models/search``                            search the models of experiments
+GET     ``/logged-models/{model_id}``                        get (``allow_deleted=true`` optional)
+PATCH   ``/logged-models/{model_id}``                        finalize: set the status
+DELETE  ``/logged-models/{model_id}``                        delete (soft)
+POST    ``/logged-models/{model_id}/params``                 add params
+PATCH   ``/logged-models/{model_id}/tags``                   set tags
+DELETE  ``/logged-models/{model_id}/tags/{tag_key}``         delete a tag
+GET     ``/logged-models/{model_id}/artifacts/directories``  list the model's files
+GET     ``/logged-models/{model_id}/artifacts/files``        download a file (attachment)
+POST    ``/runs/outputs``                                    record models a run produced
+======  ===================================================  =====================================
 
 The status travels as MLflow's enum name (``LOGGED_MODEL_READY``; numbers and the short names
 are accepted too). A model's files live at its ``artifact_uri``; with the artifact proxy that is

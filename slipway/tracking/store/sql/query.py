@@ -107,7 +107,7 @@ def compare_integer(column: Any, op: str, value: float) -> ColumnElement[bool]:
             return everything  # type: ignore[no-any-return]
         return false()
     if op in ("=", "!=") and not float(value).is_integer():
-        return everything if op == "!=" else false()  # type: ignore[return-value]
+        return everything if op == "!=" else false()
     if op in ("<", ">="):
         return compare(column, op, math.ceil(value))
     if op in (">", "<="):
