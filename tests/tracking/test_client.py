@@ -30,6 +30,10 @@ from slipway.tracking import uri as uris
 from slipway.tracking.store.sql import SqlTrackingStore
 
 
+# The client runs on every store backend, the REST store over a live server included.
+STORE_BACKENDS = ["sqlite", "postgresql", "rest"]
+
+
 @pytest.fixture
 def client(
     store: SqlTrackingStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import slipway
-from slipway.exceptions import InvalidParameterValue, NotImplementedFeature, SlipwayError
+from slipway.exceptions import InvalidParameterValue, TemporarilyUnavailable
 from slipway.tracking import uri as uris
 from slipway.tracking.store.sql import SqlTrackingStore
 
@@ -141,13 +142,9 @@ def test_artifact_root_env_overrides_every_store(uri: str, monkeypatch: pytest.M
 @pytest.mark.parametrize(
     "uri", ["http://localhost:5000", "https://tracking.example.com", "HTTP://LOCALHOST:5000"]
 )
-def test_http_uris_are_not_implemented(uri: str) -> None:
-    with pytest.raises(NotImplementedFeature) as info:
-        uris.resolve(uri)
-    assert info.value.error_code == "NOT_IMPLEMENTED"
-    assert info.value.http_status == 501
-    assert "tracking server" in info.value.message
-    assert uri in info.value.message
+def test_http_uris_name_a_tracking_server(uri: str) -> None:
+    # The server owns the artifact root: runs carry their own artifact URIs.
+    assert uris.resolve(uri) == (uri, "")
 
 
 @pytest.mark.parametrize("uri", ["ftp://host/path", "s3://bucket/tracking", "redis://localhost"])
@@ -160,14 +157,23 @@ def test_unknown_schemes_are_refused(uri: str) -> None:
     assert uri in info.value.message
 
 
-def test_fluent_api_reports_an_http_uri_when_used(tmp_path: Path) -> None:
-    slipway.set_tracking_uri("http://localhost:5000")
+def test_an_unreachable_server_is_reported_when_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as sock:  # a loopback port with nothing listening
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("SLIPWAY_HTTP_MAX_RETRIES", "0")
+    monkeypatch.setenv("SLIPWAY_SPOOL_DIR", str(tmp_path / "spool"))
+    slipway.set_tracking_uri(f"http://127.0.0.1:{port}")
     try:
-        with pytest.raises(SlipwayError) as info:
+        with pytest.raises(TemporarilyUnavailable) as info:
             slipway.search_runs(["0"])
-        assert info.value.error_code == "NOT_IMPLEMENTED"
+        assert info.value.error_code == "TEMPORARILY_UNAVAILABLE"
+        assert "unreachable" in info.value.message
     finally:
         slipway.set_tracking_uri(None)
+        uris.clear_store_cache()
 
 
 # -- the store cache -------------------------------------------------------------------------
