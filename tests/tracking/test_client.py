@@ -29,7 +29,6 @@ from slipway.exceptions import (
 from slipway.tracking import uri as uris
 from slipway.tracking.store.sql import SqlTrackingStore
 
-
 # The client runs on every store backend, the REST store over a live server included.
 STORE_BACKENDS = ["sqlite", "postgresql", "rest"]
 
