@@ -463,3 +463,42 @@ def test_an_unusable_store_fails_with_a_clear_error(tmp_path: Path, workers: str
     assert str(blocker / "store") in done.stderr
     assert "Error:" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_readme_server_flow(tmp_path: Path, servers: list[ServerProcess]) -> None:
+    """README: start `slipway server`, log the quickstart to it with the Slipway SDK over HTTP,
+    then read the runs back with unchanged MLflow code."""
+    server = start_server(tmp_path, "--backend-store-uri", str(tmp_path / "store"))
+    servers.append(server)
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "SLIPWAY_TRACKING_URI": server.url,
+        "SLIPWAY_SPOOL_DIR": str(tmp_path / "spool"),
+    }
+    quickstart = Path(__file__).resolve().parents[2] / "examples" / "quickstart.py"
+    done = subprocess.run(
+        [sys.executable, str(quickstart), "--steps", "50"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+    read = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import mlflow; runs = mlflow.search_runs(experiment_names=['quickstart']);"
+            "print(len(runs), sorted(runs['tags.mlflow.runName']), list(runs['status'].unique()))",
+        ],
+        cwd=tmp_path,
+        env={**env, "MLFLOW_TRACKING_URI": server.url},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert read.returncode == 0, read.stderr
+    assert read.stdout.splitlines()[-1] == "3 ['lr-0.01', 'lr-0.1', 'lr-1.0'] ['FINISHED']"
+    assert not (tmp_path / "spool").exists() or not any((tmp_path / "spool").rglob("*.jsonl"))
