@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, tuple_, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from slipway.artifacts.paths import join_uri, validate_artifact_root
@@ -39,8 +38,9 @@ from slipway.tracking import search
 from slipway.tracking.store.base import SEARCH_MAX_RESULTS_DEFAULT, AbstractTrackingStore
 from slipway.tracking.store.sql import engine as sql_engine
 from slipway.tracking.store.sql import query as q
+from slipway.tracking.store.sql import writes
+from slipway.tracking.store.sql.history import sampled_history
 from slipway.tracking.store.sql.loading import (
-    chunks,
     load_experiments,
     load_runs,
     metric_value,
@@ -54,10 +54,10 @@ from slipway.tracking.store.sql.query import (
     run_filter_clause,
 )
 from slipway.tracking.store.sql.upsert import upsert
+from slipway.tracking.store.sql.writes import RUN_NAME_TAG
 from slipway.utils import validation as v
 from slipway.utils.names import generate_run_name
 
-RUN_NAME_TAG = "mlflow.runName"
 _MAX_EXPERIMENT_KEY = 2**31 - 1  # the experiment id column is a 32-bit integer
 
 
@@ -519,11 +519,11 @@ class SqlTrackingStore(AbstractTrackingStore, SqlLoggedModelMixin):
         def work(conn: Connection) -> None:
             self._active_run_row(conn, run_id)
             if params:
-                _log_params(conn, run_id, params)
+                writes.log_params(conn, run_id, params)
             if tags:
-                _set_tags(conn, run_id, tags)
+                writes.set_tags(conn, run_id, tags)
             if metrics:
-                _log_metrics(conn, run_id, metrics)
+                writes.log_metrics(conn, run_id, metrics)
 
         self._write(work)
 
@@ -539,7 +539,7 @@ class SqlTrackingStore(AbstractTrackingStore, SqlLoggedModelMixin):
         self._write(work)
 
     def log_inputs(self, run_id: str, datasets_: Sequence[DatasetInput]) -> None:
-        _validate_dataset_inputs(datasets_)
+        writes.validate_dataset_inputs(datasets_)
         if not datasets_:
             return
 
@@ -654,7 +654,7 @@ class SqlTrackingStore(AbstractTrackingStore, SqlLoggedModelMixin):
         with self._read() as conn:
             for run_id in run_ids:
                 out.extend(
-                    _sampled_history(conn, run_id, metric_key, max_results, start_step, end_step)
+                    sampled_history(conn, run_id, metric_key, max_results, start_step, end_step)
                 )
         return out
 
@@ -710,186 +710,6 @@ def _require_active_experiment(row: Any) -> None:
             f"The experiment {row.experiment_id} must be in the 'active' state. "
             f"Current state is {row.lifecycle_stage}."
         )
-
-
-def _log_params(conn: Connection, run_id: str, items: Sequence[Param]) -> None:
-    wanted = {p.key: p.value for p in items}
-    existing: dict[str, str] = {}
-    for part in chunks(list(wanted)):
-        rows = conn.execute(
-            select(q.params.c.key, q.params.c.value).where(
-                q.params.c.run_uuid == run_id, q.params.c.key.in_(part)
-            )
-        )
-        existing.update({row.key: row.value for row in rows})
-    changed = {
-        k: (existing[k], val) for k, val in wanted.items() if k in existing and existing[k] != val
-    }
-    if changed:
-        detail = ", ".join(f"{k!r}: old={old!r}, new={new!r}" for k, (old, new) in changed.items())
-        raise InvalidParameterValue(
-            f"Changing param values is not allowed. Params were already logged for run ID="
-            f"'{run_id}' with different values ({detail})."
-        )
-    upsert(
-        conn,
-        q.params,
-        [
-            {"run_uuid": run_id, "key": k, "value": val}
-            for k, val in wanted.items()
-            if k not in existing
-        ],
-        keys=["run_uuid", "key"],
-    )
-
-
-def _set_tags(conn: Connection, run_id: str, items: Sequence[RunTag]) -> None:
-    last = {t.key: t.value for t in items}  # the last value of a key in one batch wins
-    upsert(
-        conn,
-        q.tags,
-        [{"run_uuid": run_id, "key": k, "value": val} for k, val in last.items()],
-        keys=["run_uuid", "key"],
-        update=["value"],
-    )
-    if RUN_NAME_TAG in last:
-        conn.execute(
-            update(q.runs)
-            .where(q.runs.c.run_uuid == run_id)
-            .values(name=last[RUN_NAME_TAG][: v.MAX_RUN_NAME_LENGTH])
-        )
-
-
-def _metric_row(run_id: str, m: Metric) -> dict[str, Any]:
-    value = float(m.value)
-    is_nan = math.isnan(value)
-    return {
-        "run_uuid": run_id,
-        "key": m.key,
-        "value": 0.0 if is_nan else value,
-        "is_nan": is_nan,
-        "timestamp": int(m.timestamp),
-        "step": int(m.step),
-    }
-
-
-def _latest_order(row: dict[str, Any]) -> tuple[int, int, float]:
-    """The same key as the SQL upsert compares (a NaN is stored as 0.0), so the latest value
-    never depends on how points were batched."""
-    return (row["step"], row["timestamp"], row["value"])
-
-
-def _log_metrics(conn: Connection, run_id: str, items: Sequence[Metric]) -> None:
-    rows = [_metric_row(run_id, m) for m in items]
-    conn.execute(insert(q.metrics), rows)
-    newest: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        best = newest.get(row["key"])
-        if best is None or _latest_order(row) > _latest_order(best):
-            newest[row["key"]] = row
-    upsert(
-        conn,
-        q.latest,
-        [newest[k] for k in sorted(newest)],
-        keys=["run_uuid", "key"],
-        update=["value", "is_nan", "timestamp", "step"],
-        where=lambda new: (
-            tuple_(new.step, new.timestamp, new.value)
-            > tuple_(q.latest.c.step, q.latest.c.timestamp, q.latest.c.value)
-        ),
-    )
-
-
-def _validate_dataset_inputs(items: Sequence[DatasetInput]) -> None:
-    if len(items) > v.MAX_DATASETS_PER_BATCH:
-        raise InvalidParameterValue(
-            f"A batch can contain at most {v.MAX_DATASETS_PER_BATCH} dataset inputs, "
-            f"got {len(items)}"
-        )
-    for item in items:
-        ds = item.dataset
-        for what, value, limit in (
-            ("name", ds.name, v.MAX_DATASET_NAME_LENGTH),
-            ("digest", ds.digest, v.MAX_DATASET_DIGEST_LENGTH),
-            ("source", ds.source, v.MAX_DATASET_SOURCE_LENGTH),
-            ("schema", ds.schema or "", v.MAX_DATASET_SCHEMA_LENGTH),
-            ("profile", ds.profile or "", v.MAX_DATASET_PROFILE_LENGTH),
-        ):
-            if not isinstance(value, str):
-                raise InvalidParameterValue(f"Dataset {what} must be a string")
-            if len(value) > limit:
-                raise InvalidParameterValue(
-                    f"Dataset {what} is {len(value)} characters long; the limit is {limit}"
-                )
-        if not ds.name or not ds.digest:
-            raise InvalidParameterValue("A dataset needs a name and a digest")
-        for tag in item.tags:
-            if (
-                len(tag.key) > v.MAX_INPUT_TAG_KEY_LENGTH
-                or len(tag.value) > v.MAX_INPUT_TAG_VALUE_LENGTH
-            ):
-                raise InvalidParameterValue(
-                    f"Input tag {tag.key[:40]!r} is too long (key limit "
-                    f"{v.MAX_INPUT_TAG_KEY_LENGTH}, value limit {v.MAX_INPUT_TAG_VALUE_LENGTH})"
-                )
-
-
-def _sampled_history(
-    conn: Connection,
-    run_id: str,
-    key: str,
-    max_results: int,
-    start_step: int | None,
-    end_step: int | None,
-) -> list[MetricWithRunId]:
-    """Points at up to ``max_results`` steps spread evenly over the distinct steps in range,
-    always including the first and the last; the distinct steps come from the index."""
-    where: list[Any] = [q.metrics.c.run_uuid == run_id, q.metrics.c.key == key]
-    if start_step is not None and end_step is not None:
-        where.append(q.metrics.c.step.between(start_step, end_step))
-    steps = list(
-        conn.execute(
-            select(q.metrics.c.step).where(*where).distinct().order_by(q.metrics.c.step)
-        ).scalars()
-    )
-    if len(steps) > max_results:
-        last = len(steps) - 1
-        picks = (
-            sorted({round(i * last / (max_results - 1)) for i in range(max_results)})
-            if max_results > 1
-            else [0]
-        )
-        steps = [steps[i] for i in picks]
-    rows: list[Any] = []
-    for part in chunks(steps):
-        rows.extend(
-            conn.execute(
-                select(
-                    q.metrics.c.key,
-                    q.metrics.c.value,
-                    q.metrics.c.is_nan,
-                    q.metrics.c.timestamp,
-                    q.metrics.c.step,
-                )
-                .where(
-                    q.metrics.c.run_uuid == run_id,
-                    q.metrics.c.key == key,
-                    q.metrics.c.step.in_(part),
-                )
-                .order_by(q.metrics.c.step, q.metrics.c.timestamp, q.metrics.c.id)
-            ).all()
-        )
-    if len(rows) > max_results:  # many points per step: thin them the same way
-        last = len(rows) - 1
-        rows = (
-            [rows[round(i * last / (max_results - 1))] for i in range(max_results)]
-            if max_results > 1
-            else rows[:1]
-        )
-    return [
-        MetricWithRunId(run_id, r.key, metric_value(r.value, r.is_nan), r.timestamp, r.step)
-        for r in rows
-    ]
 
 
 __all__ = ["SqlTrackingStore"]
