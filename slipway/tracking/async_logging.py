@@ -93,7 +93,7 @@ class AsyncBatchLogger:
             full = len(buffer.metrics) >= MAX_METRICS_PER_BATCH
         if self._thread is None:
             self._start()
-        if full:
+        if full and not self._wake.is_set():
             self._wake.set()
 
     # -- flushing ------------------------------------------------------------------------

@@ -237,15 +237,17 @@ class SlipwayClient:
     # -- metric history --------------------------------------------------------------------
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        """Every point of one metric, by step then timestamp (one query on a database; a
+        server that pages its answer is followed page by page)."""
         self._flush_quietly()
-        out: list[Metric] = []
-        token: str | None = None
-        while True:
-            page = self.store.get_metric_history(run_id, key, max_results=25_000, page_token=token)
+        page = self.store.get_metric_history(run_id, key)
+        out: list[Metric] = list(page)
+        while page.token:
+            page = self.store.get_metric_history(
+                run_id, key, max_results=25_000, page_token=page.token
+            )
             out.extend(page)
-            token = page.token
-            if not token:
-                return out
+        return out
 
     def get_metric_history_bulk_interval(
         self,

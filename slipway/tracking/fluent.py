@@ -86,6 +86,9 @@ def _monitors() -> dict[str, SystemMetricsMonitor]:
 def get_client() -> SlipwayClient:
     """The client the fluent API uses for the tracking URI in effect (one per URI)."""
     uri = uris.get_tracking_uri()
+    client = _clients.get(uri)  # the common case needs no lock
+    if client is not None:
+        return client
     with _clients_lock:
         client = _clients.get(uri)
         if client is None:

@@ -43,6 +43,22 @@ _EXPERIMENT_ID_RE = re.compile(r"^[a-zA-Z0-9][\w\-]{0,63}$")
 
 
 def validate_key(key: object, kind: str) -> str:
+    """See :func:`_validate_key`; a key seen valid before is accepted from a cache, since
+    training loops log the same few keys over and over."""
+    if type(key) is str and (key, kind) in _VALID_KEYS:
+        return key
+    _validate_key(key, kind)
+    assert isinstance(key, str)
+    if len(_VALID_KEYS) < _VALID_KEYS_MAX:
+        _VALID_KEYS.add((key, kind))
+    return key
+
+
+_VALID_KEYS: set[tuple[str, str]] = set()
+_VALID_KEYS_MAX = 100_000
+
+
+def _validate_key(key: object, kind: str) -> str:
     """A metric, param or tag key: a non-empty string of word characters, ``/ . - `` and spaces,
     at most 250 characters, that does not climb out of a path (keys become file names in some
     stores)."""
@@ -70,6 +86,15 @@ def validate_key(key: object, kind: str) -> str:
 
 def validate_metric(metric: Metric) -> Metric:
     validate_key(metric.key, "Metric")
+    value_type = type(metric.value)
+    if (
+        (value_type is float or value_type is int)
+        and type(metric.timestamp) is int
+        and type(metric.step) is int
+        and 0 <= metric.timestamp <= _INT64_MAX
+        and -_INT64_MAX - 1 <= metric.step <= _INT64_MAX
+    ):
+        return metric  # the common case, without the slower checks below
     # Typed fields, but values arrive from user code at run time: check them as objects.
     value: object = metric.value
     timestamp: object = metric.timestamp
@@ -102,6 +127,8 @@ def validate_metric(metric: Metric) -> Metric:
 
 def coerce_metric_value(key: str, value: object) -> float:
     """The float value of a metric, refusing bools, strings and other non-numbers."""
+    if type(value) is float:
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise InvalidParameterValue(
             f"Got invalid value {value!r} for metric '{key}'. "

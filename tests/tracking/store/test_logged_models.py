@@ -601,7 +601,7 @@ def test_a_database_at_0001_gains_the_tables_and_keeps_its_data(
         assert set(inspect(engine_for).get_table_names()) >= LOGGED_MODEL_TABLES
         with engine_for.connect() as conn:
             version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-        assert version == sql_engine.SCHEMA_HEAD == "0002"
+        assert version == sql_engine.SCHEMA_HEAD
         assert store.get_experiment("7").name == "old"
         model = store.create_logged_model("7", name="after")
         assert model.artifact_location == f"/old/7/models/{model.model_id}/artifacts"

@@ -4,11 +4,48 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Select, func, select
 
 from slipway.entities import MetricWithRunId
 from slipway.tracking.store.sql import query as q
 from slipway.tracking.store.sql.loading import chunks, metric_value
+
+
+def raw_rows(conn: Connection, query: Select[Any]) -> list[tuple[Any, ...]]:
+    """All rows of ``query`` as the driver's plain tuples: for reads of many thousands of
+    points, building result rows costs as much as the query itself. (Booleans come back as the
+    driver gives them, 0/1 on SQLite.)"""
+    result = conn.execute(query)
+    try:
+        return list(result.cursor.fetchall())
+    finally:
+        result.close()
+
+
+def _spread(count: int, wanted: int) -> list[int]:
+    """``wanted`` indexes spread evenly over ``range(count)``, the first and last included."""
+    if count <= wanted:
+        return list(range(count))
+    if wanted == 1:
+        return [0]
+    last = count - 1
+    return sorted({round(i * last / (wanted - 1)) for i in range(wanted)})
+
+
+def _sampled_steps(conn: Connection, where: list[Any], max_results: int) -> list[int]:
+    """The steps to read. A training loop logs every step from first to last, so when the
+    distinct steps are contiguous the picks follow from MIN and MAX (read off the index) without
+    fetching every step into Python."""
+    step = q.metrics.c.step
+    low, high, count = conn.execute(
+        select(func.min(step), func.max(step), func.count()).where(*where)
+    ).one()
+    if not count:
+        return []
+    if count == high - low + 1:  # one point per step, none missing: no need to read them
+        return [low + i for i in _spread(count, max_results)]
+    steps = [row[0] for row in conn.execute(select(step).where(*where).distinct().order_by(step))]
+    return [steps[i] for i in _spread(len(steps), max_results)]
 
 
 def sampled_history(
@@ -24,19 +61,7 @@ def sampled_history(
     where: list[Any] = [q.metrics.c.run_uuid == run_id, q.metrics.c.key == key]
     if start_step is not None and end_step is not None:
         where.append(q.metrics.c.step.between(start_step, end_step))
-    steps = list(
-        conn.execute(
-            select(q.metrics.c.step).where(*where).distinct().order_by(q.metrics.c.step)
-        ).scalars()
-    )
-    if len(steps) > max_results:
-        last = len(steps) - 1
-        picks = (
-            sorted({round(i * last / (max_results - 1)) for i in range(max_results)})
-            if max_results > 1
-            else [0]
-        )
-        steps = [steps[i] for i in picks]
+    steps = _sampled_steps(conn, where, max_results)
     rows: list[Any] = []
     for part in chunks(steps):
         rows.extend(
@@ -57,12 +82,7 @@ def sampled_history(
             ).all()
         )
     if len(rows) > max_results:  # many points per step: thin them the same way
-        last = len(rows) - 1
-        rows = (
-            [rows[round(i * last / (max_results - 1))] for i in range(max_results)]
-            if max_results > 1
-            else rows[:1]
-        )
+        rows = [rows[i] for i in _spread(len(rows), max_results)]
     return [
         MetricWithRunId(run_id, r.key, metric_value(r.value, r.is_nan), r.timestamp, r.step)
         for r in rows

@@ -92,7 +92,11 @@ class SqlMetric(Base):
     NaN into NULL."""
 
     __tablename__ = "metrics"
-    __table_args__ = (Index("ix_metrics_run_key_step", "run_uuid", "key", "step"),)
+    __table_args__ = (
+        Index(
+            "ix_metrics_history", "run_uuid", "key", "step", "timestamp", "id", "value", "is_nan"
+        ),
+    )
 
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
