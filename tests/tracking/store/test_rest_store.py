@@ -426,8 +426,6 @@ def test_basic_auth_from_the_environment_or_the_url(
 
 
 def _self_signed(tmp_path: Path) -> tuple[ssl.SSLContext, Path]:
-    crypto = pytest.importorskip("cryptography")
-    del crypto
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
