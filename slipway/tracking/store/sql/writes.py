@@ -4,8 +4,9 @@ key) and dataset-input checks. Each runs inside the caller's write transaction."
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import Connection, select, tuple_, update
+from sqlalchemy import ColumnElement, Connection, select, tuple_, update
 
 from slipway.entities import DatasetInput, Metric, Param, RunTag
 from slipway.exceptions import InvalidParameterValue
@@ -101,10 +102,13 @@ def log_metrics(conn: Connection, run_id: str, items: Sequence[Metric]) -> None:
         [dict(zip(_METRIC_COLUMNS, newest[k], strict=True)) for k in sorted(newest)],
         keys=["run_uuid", "key"],
         update=["value", "is_nan", "timestamp", "step"],
-        where=lambda new: (
-            tuple_(new.step, new.timestamp, new.value)
-            > tuple_(q.latest.c.step, q.latest.c.timestamp, q.latest.c.value)
-        ),
+        where=_newer_than_latest,
+    )
+
+
+def _newer_than_latest(new: Any) -> ColumnElement[bool]:
+    return tuple_(new.step, new.timestamp, new.value) > tuple_(
+        q.latest.c.step, q.latest.c.timestamp, q.latest.c.value
     )
 
 
