@@ -9,7 +9,8 @@ The servers run one at a time, each on a fresh SQLite file in a fresh temporary 
 each is driven by the same client code (urllib3, JSON bodies, MLflow's REST API 2.0):
 
 1. start: spawn -> ``GET /health`` 200 (polled every 10 ms), then idle memory after
-   ``--settle`` seconds: RSS and PSS summed over the server's process tree.
+   ``--settle`` seconds and once the server's processes use under 10 % of a core: RSS and
+   PSS summed over the server's process tree.
 2. ``runs/log-metric``, sequential, one call at a time: on one kept-alive connection, then
    with ``Connection: close`` (a new TCP connection per call). Calls/s, p50, p99.
 3. ``runs/log-batch``: ``--batch-calls`` calls of ``--batch-size`` metrics. Metrics/s.
@@ -70,6 +71,7 @@ LRS = ("0.1", "0.01", "0.001")
 POPULATE_THREADS = 4
 HEALTH_POLL_S = 0.01
 START_TIMEOUT_S = 180.0
+QUIET_TIMEOUT_S = 60.0
 FML_VENV = Path(tempfile.gettempdir()) / "slipway-bench-fml-venv"
 MB = 1e6
 
@@ -518,6 +520,21 @@ class Server:
                 total += times.user + times.system
         return total
 
+    def settle(self, minimum: float) -> float:
+        """Wait ``minimum`` seconds, then until the tree uses under 10 % of a core over one
+        second (background start-up work done), at most :data:`QUIET_TIMEOUT_S` more.
+        Returns the seconds waited."""
+        started = time.perf_counter()
+        time.sleep(minimum)
+        before = self.cpu_seconds()
+        while time.perf_counter() - started < minimum + QUIET_TIMEOUT_S:
+            time.sleep(1.0)
+            now = self.cpu_seconds()
+            if now - before < 0.1:
+                break
+            before = now
+        return time.perf_counter() - started
+
     def threads(self) -> int:
         total = 0
         for p in self.tree():
@@ -637,6 +654,8 @@ def sequential_log_metric(
     return {
         "calls": n,
         "calls_per_s": (n - errors) / cost["wall_s"],
+        "server_cpu_ms_per_call": cost["server_cpu_s"] / n * 1e3,
+        "client_cpu_ms_per_call": cost["client_cpu_s"] / n * 1e3,
         **latency_ms(latencies),
         **cost,
         "errors": errors,
@@ -689,6 +708,7 @@ def log_batch(
         "metrics_per_s": calls * size / cost["wall_s"],
         **latency_ms(latencies),
         **cost,
+        "server_cpu_ms_per_call": cost["server_cpu_s"] / calls * 1e3,
     }
 
 
@@ -912,8 +932,8 @@ def bench_server(
     try:
         progress("starting", 0, 1)
         out["start_s"] = server.start()
-        progress(f"settling {cfg.settle:.0f} s", 0, 1)
-        time.sleep(cfg.settle)
+        progress(f"settling {cfg.settle:.0f} s, then until idle", 0, 1)
+        out["settle_s"] = server.settle(cfg.settle)
         out["idle_memory"] = server.memory()
         out["idle_threads"] = server.threads()
         say(
@@ -1046,7 +1066,9 @@ def bench_server(
             meter = Meter(server)
             result = timed_reads(read, cfg.repeats, progress, f"get-history {cfg.history:,} points")
             reader.close()
-            return {**result, **meter.done(), "correct": bool(checked)}
+            cost = meter.done()
+            per_read = cost["server_cpu_s"] / (cfg.repeats + 1) * 1e3
+            return {**result, **cost, "server_cpu_ms_per_read": per_read, "correct": bool(checked)}
 
         step("history_populate", history_populate)
         if "history_populate" in out:
@@ -1096,7 +1118,9 @@ def bench_server(
             meter = Meter(server)
             result = timed_reads(read, cfg.repeats, progress, phase)
             reader.close()
-            return {**result, **meter.done(), "correct": bool(checked)}
+            cost = meter.done()
+            per_read = cost["server_cpu_s"] / (cfg.repeats + 1) * 1e3
+            return {**result, **cost, "server_cpu_ms_per_read": per_read, "correct": bool(checked)}
 
         step("search_populate", search_populate)
         if "search_populate" in out:
@@ -1234,6 +1258,13 @@ def metrics_for(cfg: Config) -> list[Metric]:
         Metric("  p50", "seq_keepalive.p50_ms", "ms", False, scored=False),
         Metric("  p99", "seq_keepalive.p99_ms", "ms", False, scored=False),
         Metric(
+            "  server CPU per call",
+            "seq_keepalive.server_cpu_ms_per_call",
+            "ms",
+            False,
+            scored=False,
+        ),
+        Metric(
             "log-metric, new connection per call: calls/s",
             "seq_close.calls_per_s",
             "rate",
@@ -1252,6 +1283,13 @@ def metrics_for(cfg: Config) -> list[Metric]:
         Metric("  per-call p50", "log_batch.p50_ms", "ms", False, scored=False),
         Metric("  per-call p99", "log_batch.p99_ms", "ms", False, scored=False),
         Metric(
+            "  server CPU per call",
+            "log_batch.server_cpu_ms_per_call",
+            "ms",
+            False,
+            scored=False,
+        ),
+        Metric(
             f"{cfg.writers} writers x {cfg.writer_calls:,} log-metric: calls/s",
             "concurrent.calls_per_s",
             "rate",
@@ -1266,10 +1304,21 @@ def metrics_for(cfg: Config) -> list[Metric]:
             False,
             aim_vs_mlflow=20,
         ),
+        Metric(
+            "  server CPU per search",
+            "search_all.server_cpu_ms_per_read",
+            "ms",
+            False,
+            scored=False,
+        ),
         Metric("search, filter + order_by", "search_filter.median_s", "s", False, aim_vs_mlflow=20),
         Metric(
             f"get-history {cfg.history:,} points", "history.median_s", "s", False, aim_vs_mlflow=20
         ),
+        Metric(
+            "  server CPU per read", "history.server_cpu_ms_per_read", "ms", False, scored=False
+        ),
+        Metric("  client JSON parse", "history.client_parse_median_s", "s", False, scored=False),
         Metric(
             f"(setup) populate {cfg.runs:,} runs, 4 threads",
             "search_populate.wall_s",
