@@ -32,20 +32,19 @@ import json
 import os
 import platform
 import resource
-import shutil
 import signal
 import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any, TextIO
+
+from bench._common import interrupt, package_version, temporary_root
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SIDES = ("slipway", "mlflow")
@@ -961,12 +960,6 @@ def markdown_table(rows: list[Row]) -> str:
 
 
 def environment() -> dict[str, Any]:
-    def version(dist: str) -> str:
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            return "not installed"
-
     return {
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
@@ -974,9 +967,9 @@ def environment() -> dict[str, Any]:
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
         "sqlite": sqlite3.sqlite_version,
-        "slipway": version("slipway"),
-        "mlflow": version("mlflow"),
-        "sqlalchemy": version("sqlalchemy"),
+        "slipway": package_version("slipway"),
+        "mlflow": package_version("mlflow"),
+        "sqlalchemy": package_version("sqlalchemy"),
     }
 
 
@@ -1072,20 +1065,6 @@ def config_from(args: argparse.Namespace) -> Config:
     return cfg
 
 
-def _interrupt(_signum: int, _frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
-@contextlib.contextmanager
-def temporary_root(keep: bool) -> Iterator[Path]:
-    root = Path(tempfile.mkdtemp(prefix="slipway-bench-"))
-    try:
-        yield root
-    finally:
-        if not keep:
-            shutil.rmtree(root, ignore_errors=True)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.worker:
@@ -1095,7 +1074,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = config_from(args)
     console = Console()
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with it ignored
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     env = environment()
     console.print(
         f"[bold]Slipway {env['slipway']} vs MLflow {env['mlflow']}[/] - Python "
@@ -1105,7 +1084,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     load_start = os.getloadavg()[0]
     try:
-        with temporary_root(args.keep) as root:
+        with temporary_root("slipway-bench-", args.keep) as root:
             if args.keep:
                 console.print(f"keeping the temporary folder {root}")
             results, errors = run_plan(plan(cfg, root), root, console)
