@@ -20,7 +20,7 @@ from typing import Any, Literal, overload
 from slipway.entities import Experiment, Param, Run, RunStatus, RunTag, ViewType
 from slipway.exceptions import ExperimentNotFound, InvalidParameterValue, SlipwayError
 from slipway.tracking import uri as uris
-from slipway.tracking.client import SlipwayClient, make_metric
+from slipway.tracking.client import SlipwayClient, make_metric, now_ms
 from slipway.tracking.datasets import dataset_from
 from slipway.tracking.system_metrics import SystemMetricsMonitor
 from slipway.utils import validation as v
@@ -266,7 +266,7 @@ def end_run(status: RunStatus | str = RunStatus.FINISHED, run_id: str | None = N
     try:
         client.flush(run_id)
     except Exception:
-        client.store.update_run_info(run_id, RunStatus.FAILED, _now())
+        client.store.update_run_info(run_id, RunStatus.FAILED, now_ms())
         raise
     client.set_terminated(run_id, final)
 
@@ -291,12 +291,6 @@ def _end_runs_at_exit() -> None:
             print(f"slipway: while ending run {run_id} at exit: {exc}", file=sys.stderr)
             if stack and stack[-1].info.run_id == run_id:
                 stack.pop()
-
-
-def _now() -> int:
-    from slipway.tracking.client import now_ms
-
-    return now_ms()
 
 
 def _run_id(run_id: str | None) -> str:
