@@ -1,0 +1,1 @@
+"""The model registry: registered models, versions, aliases, stages, approvals and lineage."""
