@@ -282,5 +282,5 @@ class AbstractRegistryStore(abc.ABC):
     def get_dataset_lineage(self, dataset_name: str, digest: str | None = None) -> LineageGraph:
         """The reverse: runs that used the dataset and the model versions that came from them."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook with a no-op default
         """Release connections (nothing to do by default)."""
