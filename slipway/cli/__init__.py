@@ -7,6 +7,7 @@ import click
 import slipway
 from slipway.cli._output import CliState, SlipwayGroup
 from slipway.cli.experiments import experiments
+from slipway.cli.models import models
 from slipway.cli.runs import runs
 from slipway.cli.server import server
 
@@ -27,7 +28,7 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 )
 @click.pass_context
 def cli(ctx: click.Context, tracking_uri: str | None) -> None:
-    """Slipway: track machine-learning experiments and runs.
+    """Slipway: track machine-learning experiments and runs, and register models.
 
     Every command prints a table, or JSON with --json. Search filters use MLflow's
     grammar, e.g. "metrics.loss < 0.01 and params.lr = '0.1'".
@@ -38,12 +39,15 @@ def cli(ctx: click.Context, tracking_uri: str | None) -> None:
       slipway experiments create churn --tag team=growth
       slipway runs list --experiment iris --order-by "metrics.loss ASC"
       slipway runs show 1a2b3c4d --json
+      slipway models list
+      slipway models approve iris 3 --alias champion --comment ok
     """
     ctx.ensure_object(CliState).tracking_uri = tracking_uri
 
 
 cli.add_command(experiments)
 cli.add_command(runs)
+cli.add_command(models)
 cli.add_command(server)
 
 
