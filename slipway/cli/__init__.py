@@ -8,6 +8,7 @@ import slipway
 from slipway.cli._output import CliState, SlipwayGroup
 from slipway.cli.experiments import experiments
 from slipway.cli.models import models
+from slipway.cli.models_env import predict_command as _predict  # noqa: F401 (registers)
 from slipway.cli.runs import runs
 from slipway.cli.server import server
 
