@@ -3,6 +3,8 @@
 The SDK surface lives here; the implementation is in the subpackages.
 """
 
+from typing import Any
+
 from slipway.entities import (
     Dataset,
     DatasetInput,
@@ -45,6 +47,19 @@ from slipway.tracking.fluent import (
 )
 
 __version__ = "0.1.0.dev0"
+
+_FLAVOR_ATTRIBUTES = frozenset({"lightgbm", "onnx", "pyfunc", "pytorch", "sklearn", "xgboost"})
+
+
+def __getattr__(name: str) -> Any:
+    """``slipway.sklearn``, ``slipway.pyfunc``, ...: the flavor modules, imported on first use so
+    that ``import slipway`` stays light."""
+    if name in _FLAVOR_ATTRIBUTES:
+        import importlib
+
+        return importlib.import_module(f"slipway.flavors.{name}")
+    raise AttributeError(f"module 'slipway' has no attribute {name!r}")
+
 
 __all__ = [
     "ActiveRun",
