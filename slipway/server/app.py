@@ -2,8 +2,9 @@
 
 Routes come from one factory per resource in :mod:`slipway.server.routers`; each takes the
 :class:`ServerContext` (the store, the artifact destination, the settings), so nothing reaches
-for a global. MLflow's tracking routes are served under both ``/api/2.0/mlflow`` and
-``/ajax-api/2.0/mlflow``.
+for a global. MLflow's tracking and model registry routes are served under both
+``/api/2.0/mlflow`` and ``/ajax-api/2.0/mlflow``; Slipway's own (approvals, audit, deployments,
+lineage) under ``/api/2.0/slipway``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,15 @@ import slipway
 from slipway.server.context import ServerContext
 from slipway.server.errors import EXCEPTION_HANDLERS
 from slipway.server.middleware import AllowedHostsMiddleware, BodyLimitMiddleware
-from slipway.server.routers import artifacts, experiments, logged_models, metrics, runs
+from slipway.server.routers import (
+    artifacts,
+    experiments,
+    logged_models,
+    metrics,
+    registry,
+    runs,
+    slipway_api,
+)
 from slipway.server.settings import ServerSettings
 
 API_PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
@@ -38,13 +47,14 @@ async def version(_request: Request) -> Response:
 
 
 def tracking_routes(ctx: ServerContext) -> list[BaseRoute]:
-    """The MLflow tracking API routes (without prefix)."""
+    """The MLflow API routes, tracking and model registry (without prefix)."""
     return [
         *experiments.routes(ctx),
         *runs.routes(ctx),
         *metrics.routes(ctx),
         *artifacts.tracking_routes(ctx),
         *logged_models.routes(ctx),
+        *registry.routes(ctx),
     ]
 
 
@@ -59,6 +69,7 @@ def create_app(
         Route("/health", health, methods=["GET"]),
         Route("/version", version, methods=["GET"]),
         *[Mount(prefix, routes=api) for prefix in API_PREFIXES],
+        Mount(slipway_api.PREFIX, routes=slipway_api.routes(ctx)),
         *artifacts.top_level_routes(ctx),
     ]
     if settings.serve_artifacts:

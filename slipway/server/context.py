@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from slipway.artifacts import get_artifact_repository
 from slipway.artifacts.base import ArtifactRepository
 from slipway.artifacts.paths import join_uri, safe_relative_path
+from slipway.registry.store.base import AbstractRegistryStore
 from slipway.server.settings import ServerSettings
 from slipway.tracking import uri as uris
 from slipway.tracking.store.base import AbstractTrackingStore
@@ -20,6 +21,7 @@ class ServerContext:
     settings: ServerSettings
     store: AbstractTrackingStore
     artifacts_destination: str
+    registry_store: AbstractRegistryStore
 
     @classmethod
     def from_settings(cls, settings: ServerSettings) -> ServerContext:
@@ -28,9 +30,11 @@ class ServerContext:
         root = settings.default_artifact_root or (
             f"{PROXY_SCHEME}:/" if settings.serve_artifacts else destination
         )
+        from slipway.registry.store.sql import SqlRegistryStore
         from slipway.tracking.store.sql import SqlTrackingStore
 
-        return cls(settings, SqlTrackingStore(db_uri, root), destination)
+        store = SqlTrackingStore(db_uri, root)
+        return cls(settings, store, destination, SqlRegistryStore(store))
 
     def destination_repository(self, path: str = "") -> ArtifactRepository:
         """The repository at ``<artifacts destination>/<path>`` (path checked)."""
@@ -47,4 +51,5 @@ class ServerContext:
         return get_artifact_repository(artifact_uri)
 
     def close(self) -> None:
+        self.registry_store.close()
         self.store.close()

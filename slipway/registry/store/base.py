@@ -246,7 +246,8 @@ class AbstractRegistryStore(abc.ABC):
     def list_audit_events(
         self, name: str | None = None, version: str | None = None, max_results: int = 1000
     ) -> list[AuditEvent]:
-        """Oldest first."""
+        """Oldest first: the newest ``max_results`` events (of model ``name``, of its
+        ``version``), in the order they happened."""
 
     # -- deployments ------------------------------------------------------------------------
 

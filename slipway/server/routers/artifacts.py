@@ -6,7 +6,7 @@ method   path                                             what it does
 GET      ``<api>/artifacts/list``                         a run's files (``run_id``, ``path``)
 POST     ``<api>/upload-artifact``                        a run's file from the raw body
 GET      ``/get-artifact``                                a run's file, as an attachment
-GET      ``/model-versions/get-artifact``                 404 until the model registry exists
+GET      ``/model-versions/get-artifact``                 a model version's file, as an attachment
 GET      ``/api/2.0/mlflow-artifacts/artifacts?path=``    a directory of the destination
 GET      ``/api/2.0/mlflow-artifacts/artifacts/<path>``   download, as an attachment
 PUT      ``/api/2.0/mlflow-artifacts/artifacts/<path>``   upload from the raw body
@@ -23,6 +23,7 @@ always attachments with a content type a browser will not run.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import posixpath
@@ -40,19 +41,25 @@ from starlette.routing import BaseRoute, Route
 
 from slipway.artifacts.base import ArtifactRepository, FileInfo
 from slipway.artifacts.local import LocalArtifactRepository
-from slipway.artifacts.paths import safe_relative_path
+from slipway.artifacts.paths import join_uri, safe_relative_path
 from slipway.entities.run import Run
 from slipway.exceptions import (
     InvalidParameterValue,
     NotImplementedFeature,
     PermissionDenied,
-    ResourceDoesNotExist,
     SlipwayError,
 )
 from slipway.server.context import ServerContext
 from slipway.server.protocol import Fields, missing
 
-__all__ = ["content_type_for", "proxy_routes", "top_level_routes", "tracking_routes"]
+__all__ = [
+    "content_type_for",
+    "model_version_repository",
+    "proxy_routes",
+    "served_repository",
+    "top_level_routes",
+    "tracking_routes",
+]
 
 CHUNK_SIZE = 1024 * 1024
 UPLOAD_THREADS = 16
@@ -268,29 +275,35 @@ def _file_path_param(request: Request) -> str:
 
 
 def _run_repository(ctx: ServerContext, run: Run) -> ArtifactRepository:
-    """The repository holding ``run``'s artifacts, as this server reaches it.
+    """The repository holding ``run``'s artifacts, as this server reaches it."""
+    return served_repository(ctx, run.info.artifact_uri, f"run {run.info.run_id}")
+
+
+def served_repository(ctx: ServerContext, uri: str, owner: str) -> ArtifactRepository:
+    """The repository at ``uri`` (the artifact root of ``owner``, named in errors), as this
+    server serves it.
 
     ``mlflow-artifacts:`` roots, and ``http(s)://`` roots naming this proxy, map into the
     artifacts destination; the server never fetches a URL a client supplied. A root on this
     machine's disk is served only inside the server's own artifact folders, so that an
-    experiment created with ``artifact_location="/etc"`` cannot read or write the server's files.
+    experiment created with ``artifact_location="/etc"`` (or a model version whose source is a
+    server folder) cannot read or write the server's files.
     """
-    uri = run.info.artifact_uri
     scheme = urlsplit(uri).scheme.lower()
     if scheme in ("http", "https"):
         _, anchor, tail = urlsplit(uri).path.partition(PROXY_ANCHOR)
         if not (ctx.settings.serve_artifacts and anchor and (not tail or tail.startswith("/"))):
             raise NotImplementedFeature(
-                f"The artifacts of run {run.info.run_id} live at {uri!r}, which this server "
-                "does not proxy; fetch them from that address directly"
+                f"The artifacts of {owner} live at {uri!r}, which this server does not proxy; "
+                "fetch them from that address directly"
             )
         repo = ctx.destination_repository(unquote(tail).lstrip("/"))
     else:
         repo = ctx.repository_for(uri)
     if isinstance(repo, LocalArtifactRepository) and not _inside_served_folders(ctx, repo):
         raise PermissionDenied(
-            f"The artifacts of run {run.info.run_id} live at {uri!r}, outside the folders this "
-            "server keeps artifacts in; it does not serve other files of its machine"
+            f"The artifacts of {owner} live at {uri!r}, outside the folders this server keeps "
+            "artifacts in; it does not serve other files of its machine"
         )
     return repo
 
@@ -317,6 +330,64 @@ def _inside_served_folders(ctx: ServerContext, repo: LocalArtifactRepository) ->
     target = repo.root.resolve()
     folders = [folder for folder in map(_local_folder, roots) if folder is not None]
     return any(target.is_relative_to(folder) for folder in folders)
+
+
+def _uri_inside(uri: str, root: object) -> bool:
+    if not isinstance(root, str) or not root:
+        return False
+    target, base = urlsplit(uri), urlsplit(root)
+    segments = [s for s in target.path.split("/") if s]
+    prefix = [s for s in base.path.split("/") if s]
+    return (target.scheme.lower(), target.netloc) == (
+        base.scheme.lower(),
+        base.netloc,
+    ) and segments[: len(prefix)] == prefix
+
+
+def _resolve_runs_uri(ctx: ServerContext, uri: str) -> str:
+    """``runs:/<run_id>/<path>`` as the artifact URI it names; any other URI unchanged."""
+    if urlsplit(uri).scheme.lower() != "runs":
+        return uri
+    run_id, _, rel = urlsplit(uri).path.lstrip("/").partition("/")
+    return join_uri(ctx.store.get_run(run_id).info.artifact_uri, safe_relative_path(rel))
+
+
+def model_version_repository(ctx: ServerContext, name: str, version: str) -> ArtifactRepository:
+    """The repository holding a model version's files, as this server serves them.
+
+    Beyond :func:`served_repository`'s rules, a bucket source is served only inside the
+    server's own artifact roots or the artifact root of the version's run: registering a
+    version must not turn the server's storage credentials into a reader of any bucket.
+    """
+    registry = ctx.registry_store
+    uri = _resolve_runs_uri(ctx, registry.get_model_version_download_uri(name, version))
+    owner = f"model version {version} of {name!r}"
+    repo = served_repository(ctx, uri, owner)
+    if isinstance(repo, LocalArtifactRepository) or _is_proxied_uri(uri):
+        return repo
+    roots: list[object] = [
+        ctx.artifacts_destination,
+        ctx.settings.default_artifact_root,
+        getattr(ctx.store, "default_artifact_root", None),
+    ]
+    run_id = registry.get_model_version(name, version).run_id
+    if run_id:
+        with contextlib.suppress(SlipwayError):
+            roots.append(ctx.store.get_run(run_id).info.artifact_uri)
+    if not any(_uri_inside(uri, root) for root in roots):
+        raise PermissionDenied(
+            f"The artifacts of {owner} live at {uri!r}, outside this server's artifact stores "
+            "and its run's artifacts; fetch them from that address directly"
+        )
+    return repo
+
+
+def _is_proxied_uri(uri: str) -> bool:
+    """Whether ``uri`` names the artifact proxy (which maps into the destination)."""
+    scheme = urlsplit(uri).scheme.lower()
+    return scheme == "mlflow-artifacts" or (
+        scheme in ("http", "https") and PROXY_ANCHOR in urlsplit(uri).path
+    )
 
 
 async def _get_run(ctx: ServerContext, run_id: str) -> Run:
@@ -379,13 +450,11 @@ def top_level_routes(ctx: ServerContext) -> list[BaseRoute]:
 
     async def get_model_version_artifact(request: Request) -> Response:
         fields = _query_fields(request)
-        _path_field(fields, file=True)
-        name = fields.string("name", required=True)
-        version = fields.string("version", required=True)
-        raise ResourceDoesNotExist(
-            f"Model version (name={name!r}, version={version!r}) not found: this server has no "
-            "model registry yet"
-        )
+        rel = _path_field(fields, file=True)
+        name = str(fields.string("name", required=True))
+        version = str(fields.string("version", required=True))
+        repo = await anyio.to_thread.run_sync(model_version_repository, ctx, name, version)
+        return await _attachment(repo, rel)
 
     return [
         Route("/get-artifact", get_run_artifact, methods=["GET"]),

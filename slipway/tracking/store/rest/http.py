@@ -308,6 +308,7 @@ class RestTransport:
         idempotent: bool = True,
         retries: int | None = None,
         unavailable_retries: int | None = None,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         """Send one request and return the JSON answer.
 
@@ -319,6 +320,8 @@ class RestTransport:
             retries: retries on 408/429/500 answers; ``config.max_retries`` when None.
             unavailable_retries: retries when the server is unreachable or answers 502/503/
                 504; ``retries`` when None.
+            extra_headers: headers for this request only (the registry store names the
+                acting user this way).
 
         Raises:
             ServerUnreachable: no answer after the retries.
@@ -329,7 +332,7 @@ class RestTransport:
         fields = fields or {}
         url = self.url_for(endpoint)
         body: bytes | None = None
-        headers = dict(self.headers)
+        headers = {**self.headers, **(extra_headers or {})}
         if method == "GET":
             query = _query(fields)
             if query:
