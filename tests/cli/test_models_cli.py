@@ -18,6 +18,7 @@ from slipway import Dataset, DatasetInput
 from slipway.cli import cli
 from slipway.entities import InputTag
 from slipway.entities.registry import PIPELINE_RUN_TAG, PIPELINE_STEP_TAG
+from slipway.registry import RegistryClient
 from slipway.registry.store import clear_registry_store_cache
 from slipway.tracking import uri as uris
 
@@ -71,35 +72,39 @@ def log_training_run(uri: str, digest: str = "d1g35t01") -> str:
     return run_id
 
 
-def approval_flow(uri: str) -> None:
+def approval_flow(uri: str, model: str = "iris") -> None:
     """Register two versions, protect ``champion``, request, refuse a self-approval, approve as
     a reviewer, and read it all back from the audit log."""
-    run_id = log_training_run(uri)
-    assert "version 1" in ok(invoke(uri, f"models register runs:/{run_id}/model iris"))
-    assert "version 2" in ok(invoke(uri, f"models register runs:/{run_id}/model iris"))
-    ok(invoke(uri, "models alias iris challenger 2"))
-    ok(invoke(uri, "models policy iris --alias champion"))
+    run_id = log_training_run(uri, digest=f"{model}-d1")
+    assert "version 1" in ok(invoke(uri, f"models register runs:/{run_id}/model {model}"))
+    assert "version 2" in ok(invoke(uri, f"models register runs:/{run_id}/model {model}"))
+    ok(invoke(uri, f"models alias {model} challenger 2"))
+    ok(invoke(uri, f"models policy {model} --alias champion"))
 
-    refused(invoke(uri, "models alias iris champion 2"), "approv")
-    made = ok(invoke(uri, "models request iris 2 --alias champion --comment 'beats v1'"))
+    refused(invoke(uri, f"models alias {model} champion 2"), "approv")
+    made = ok(invoke(uri, f"models request {model} 2 --alias champion --comment 'beats v1'"))
     assert "pending" in made
-    refused(invoke(uri, "models approve iris 2 --alias champion --comment mine"), "approv")
-    assert json_of(invoke(uri, "models versions iris --json"))[0]["aliases"] == ["challenger"]
+    refused(invoke(uri, f"models approve {model} 2 --alias champion --comment mine"), "approv")
+    assert json_of(invoke(uri, f"models versions {model} --json"))[0]["aliases"] == ["challenger"]
 
-    approved = ok(invoke(uri, "models approve iris 2 --alias champion --comment ok", user="bob"))
-    assert "iris@champion -> v2" in approved
-    v2 = json_of(invoke(uri, "models versions iris --json"))[0]
-    assert v2["version"] == "2" and sorted(v2["aliases"]) == ["challenger", "champion"]
-    refused(invoke(uri, "models approve iris 2 --alias champion", user="carol"), "pending")
+    approved = ok(
+        invoke(uri, f"models approve {model} 2 --alias champion --comment ok", user="bob")
+    )
+    assert f"{model}@champion -> v2" in approved
+    v2 = json_of(invoke(uri, f"models versions {model} --json"))[0]
+    assert v2["version"] == "2"
+    assert sorted(v2["aliases"]) == ["challenger", "champion"]
+    refused(invoke(uri, f"models approve {model} 2 --alias champion", user="carol"), "pending")
 
-    requests = json_of(invoke(uri, "models requests iris --status all --json"))
+    requests = json_of(invoke(uri, f"models requests {model} --status all --json"))
     assert [(r["status"], r["requested_by"], r["decided_by"]) for r in requests] == [
         ("APPROVED", "alice", "bob")
     ]
-    assert requests[0]["comment"] == "beats v1" and requests[0]["decision_comment"] == "ok"
-    assert json_of(invoke(uri, "models requests iris --json")) == []  # none pending
+    assert requests[0]["comment"] == "beats v1"
+    assert requests[0]["decision_comment"] == "ok"
+    assert json_of(invoke(uri, f"models requests {model} --json")) == []  # none pending
 
-    events = json_of(invoke(uri, "models audit iris --json"))
+    events = json_of(invoke(uri, f"models audit {model} --json"))
     trail = [(e["action"], e["actor"]) for e in events]
     assert ("request_transition", "alice") in trail
     assert ("approve", "bob") in trail
@@ -107,33 +112,40 @@ def approval_flow(uri: str) -> None:
     approve_event = next(e for e in events if e["action"] == "approve")
     assert approve_event["version"] == "2"
     assert "ok" in json.dumps(approve_event["details"])
-    table = ok(invoke(uri, "models audit iris"))
-    assert "approve" in table and "bob" in table
+    table = ok(invoke(uri, f"models audit {model}"))
+    assert "approve" in table
+    assert "bob" in table
 
     # a rejected request moves nothing
-    ok(invoke(uri, "models request iris 1 --alias champion --comment rollback"))
-    ok(invoke(uri, "models reject iris 1 --alias champion --comment no", user="bob"))
-    v1 = json_of(invoke(uri, "models versions iris --json"))[1]
-    assert v1["version"] == "1" and v1["aliases"] == []
+    ok(invoke(uri, f"models request {model} 1 --alias champion --comment rollback"))
+    ok(invoke(uri, f"models reject {model} 1 --alias champion --comment no", user="bob"))
+    v1 = json_of(invoke(uri, f"models versions {model} --json"))[1]
+    assert v1["version"] == "1"
+    assert v1["aliases"] == []
 
 
-def lineage_flow(uri: str) -> None:
+def lineage_flow(uri: str, model: str = "churn", digest: str = "feed5eed") -> None:
     """version -> run -> dataset -> pipeline step, and back from the dataset."""
-    run_id = log_training_run(uri, digest="feed5eed")
-    ok(invoke(uri, f"models register runs:/{run_id}/model churn"))
-    ok(invoke(uri, "models alias churn prod 1"))
-    graph = json_of(invoke(uri, "models lineage models:/churn@prod --json"))
+    run_id = log_training_run(uri, digest=digest)
+    ok(invoke(uri, f"models register runs:/{run_id}/model {model}"))
+    ok(invoke(uri, f"models alias {model} prod 1"))
+    RegistryClient(uri).store.record_deployment(model, "1", "http://127.0.0.1:8080/invocations")
+    graph = json_of(invoke(uri, f"models lineage models:/{model}@prod --json"))
     kinds = {n["kind"]: n for n in graph["nodes"]}
-    assert {"model_version", "run", "dataset", "pipeline_step"} <= set(kinds)
+    assert {"model_version", "run", "dataset", "pipeline_step", "deployment"} <= set(kinds)
+    assert "8080" in json.dumps(kinds["deployment"])
     assert kinds["run"]["node_id"].endswith(run_id)
-    assert "feed5eed" in json.dumps(kinds["dataset"])
+    assert digest in json.dumps(kinds["dataset"])
     assert "train" in json.dumps(kinds["pipeline_step"])
-    tree = ok(invoke(uri, "models lineage models:/churn/1"))
-    assert "dataset" in tree and "iris" in tree and "churn" in tree
+    tree = ok(invoke(uri, f"models lineage models:/{model}/1"))
+    assert "dataset" in tree
+    assert "iris" in tree
+    assert model in tree
 
-    back = json_of(invoke(uri, "models lineage --dataset iris --digest feed5eed --json"))
+    back = json_of(invoke(uri, f"models lineage --dataset iris --digest {digest} --json"))
     versions = [n for n in back["nodes"] if n["kind"] == "model_version"]
-    assert [v["label"] for v in versions] and all("churn" in v["label"] for v in versions)
+    assert [v["label"] for v in versions]
+    assert all(model in v["label"] for v in versions)
 
 
 def test_registry_approval_flow(uri: str) -> None:
@@ -149,7 +161,8 @@ def test_list_shows_models_and_aliases(uri: str) -> None:
     ok(invoke(uri, f"models register runs:/{run_id}/model iris --tag team=ml"))
     ok(invoke(uri, "models alias iris champion 1"))
     table = ok(invoke(uri, "models list"))
-    assert "iris" in table and "champion=v1" in table
+    assert "iris" in table
+    assert "champion=v1" in table
     listed = json_of(invoke(uri, "models list --json"))
     assert [m["name"] for m in listed] == ["iris"]
     assert listed[0]["aliases"] == [{"alias": "champion", "version": "1"}]
@@ -164,7 +177,10 @@ def test_transition_stage_with_archive(uri: str) -> None:
     ok(invoke(uri, "models transition iris 1 production"))
     out = ok(invoke(uri, "models transition iris 2 Production --archive-existing"))
     assert "Production" in out
-    stages = {v["version"]: v["current_stage"] for v in json_of(invoke(uri, "models versions iris --json"))}
+    stages = {
+        v["version"]: v["current_stage"]
+        for v in json_of(invoke(uri, "models versions iris --json"))
+    }
     assert stages == {"1": "Archived", "2": "Production"}
 
 
