@@ -16,7 +16,9 @@ from slipway.entities import (
     RunTag,
     ViewType,
 )
+from slipway import registry
 from slipway.exceptions import SlipwayError
+from slipway.registry import RegistryClient, lineage, register_model
 from slipway.tracking.client import SlipwayClient
 from slipway.tracking.fluent import (
     ActiveRun,
@@ -68,6 +70,7 @@ __all__ = [
     "Experiment",
     "Metric",
     "Param",
+    "RegistryClient",
     "Run",
     "RunStatus",
     "RunTag",
@@ -82,6 +85,7 @@ __all__ = [
     "get_artifact_uri",
     "get_tracking_uri",
     "last_active_run_id",
+    "lineage",
     "log_artifact",
     "log_artifacts",
     "log_dict",
@@ -92,6 +96,8 @@ __all__ = [
     "log_param",
     "log_params",
     "log_text",
+    "register_model",
+    "registry",
     "search_runs",
     "set_async_logging",
     "set_experiment",
