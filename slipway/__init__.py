@@ -5,6 +5,7 @@ The SDK surface lives here; the implementation is in the subpackages.
 
 from typing import Any
 
+from slipway import registry
 from slipway.entities import (
     Dataset,
     DatasetInput,
@@ -16,7 +17,6 @@ from slipway.entities import (
     RunTag,
     ViewType,
 )
-from slipway import registry
 from slipway.exceptions import SlipwayError
 from slipway.registry import RegistryClient, lineage, register_model
 from slipway.tracking.client import SlipwayClient
