@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -13,6 +14,7 @@ from slipway.entities.registry import ModelVersionStatus
 from slipway.exceptions import InvalidParameterValue, ResourceDoesNotExist
 from slipway.registry.store.base import AbstractRegistryStore
 from slipway.tracking.store.base import AbstractTrackingStore
+from slipway.tracking.store.rest import RestTrackingStore
 
 from ..conftest import model_source
 
@@ -196,10 +198,7 @@ def test_concurrent_creation_gets_distinct_numbers(
 def test_model_id_fills_the_run(
     registry_store: AbstractRegistryStore, tracking_store: AbstractTrackingStore, run: Run
 ) -> None:
-    create = getattr(tracking_store, "create_logged_model", None)
-    if create is None:
-        pytest.skip("this tracking backend has no logged models")
-    model = create("0", name="clf", source_run_id=run.info.run_id)
+    model = _logged_model(tracking_store, run)
     registry_store.create_registered_model("iris")
     source = f"{model.artifact_location}/MLmodel"
     created = registry_store.create_model_version("iris", source, model_id=model.model_id)
@@ -212,3 +211,20 @@ def test_model_id_fills_the_run(
     )
     with pytest.raises(InvalidParameterValue, match="no logged model"):
         registry_store.create_model_version("iris", "models:/m-0123456789abcdef")
+
+
+def _logged_model(tracking_store: AbstractTrackingStore, run: Run) -> SimpleNamespace:
+    """A logged model of ``run``: through the store where it offers logged models, else (the
+    REST store does not yet) through the server's own ``/logged-models`` endpoint."""
+    create = getattr(tracking_store, "create_logged_model", None)
+    if create is not None:
+        made = create("0", name="clf", source_run_id=run.info.run_id)
+        return SimpleNamespace(model_id=made.model_id, artifact_location=made.artifact_location)
+    assert isinstance(tracking_store, RestTrackingStore)
+    answer = tracking_store.transport.call(
+        "POST",
+        "logged-models",
+        {"experiment_id": "0", "name": "clf", "source_run_id": run.info.run_id},
+    )
+    info = answer["model"]["info"]
+    return SimpleNamespace(model_id=info["model_id"], artifact_location=info["artifact_uri"])
