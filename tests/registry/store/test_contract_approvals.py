@@ -103,6 +103,22 @@ def test_approve_moves_stage_and_archives(iris: AbstractRegistryStore) -> None:
     assert stages == [("2", "Production"), ("1", "Archived")]
 
 
+def test_leaving_a_protected_target_needs_approval_too(iris: AbstractRegistryStore) -> None:
+    """Moving the Production version out, or deleting the version that holds ``champion``,
+    changes a protected target as much as moving into it does."""
+    for target_kind, target in ((STAGE, "Production"), (ALIAS, "champion")):
+        request = iris.request_transition("iris", "1", target_kind, target, actor="al")
+        iris.decide_transition_request(request.request_id, True, actor="bo")
+    with pytest.raises(PermissionDenied, match="stage 'Production'"):
+        iris.transition_model_version_stage("iris", "1", "Archived")
+    with pytest.raises(PermissionDenied):
+        iris.delete_model_version("iris", "1")
+    assert iris.get_model_version("iris", "1").current_stage == "Production"
+    assert iris.get_model_version_by_alias("iris", "champion").version == "1"
+    iris.delete_model_version("iris", "2")  # holds nothing protected
+    assert [v.version for v in iris.search_model_versions("name = 'iris'")] == ["1"]
+
+
 def test_reject_leaves_things_as_they_are(iris: AbstractRegistryStore) -> None:
     request = iris.request_transition("iris", "1", ALIAS, "champion", actor="al")
     rejected = iris.decide_transition_request(request.request_id, False, "no", actor="al")
@@ -195,7 +211,7 @@ def test_cancel_only_by_requester(iris: AbstractRegistryStore) -> None:
 
 def test_approving_a_request_for_a_deleted_version(iris: AbstractRegistryStore) -> None:
     request = iris.request_transition("iris", "2", ALIAS, "champion", actor="al")
-    iris.delete_model_version("iris", "2")
+    iris.delete_model_version("iris", "2")  # it holds nothing protected yet
     with pytest.raises(ResourceDoesNotExist, match="no longer exists"):
         iris.decide_transition_request(request.request_id, True, actor="bo")
     assert iris.get_transition_request(request.request_id).status is RequestStatus.PENDING

@@ -52,6 +52,17 @@ def check_unprotected(conn: Connection, name: str, kind: TransitionTarget, targe
         )
 
 
+def check_version_unprotected(conn: Connection, name: str, version: int, stage: str) -> None:
+    """PERMISSION_DENIED when taking ``version`` away (deleting it) would move a protected
+    alias that points at it, or empty a protected stage it is in."""
+    check_unprotected(conn, name, TransitionTarget.STAGE, stage)
+    held = conn.execute(
+        select(t.aliases.c.alias).where(t.aliases.c.name == name, t.aliases.c.version == version)
+    ).scalars()
+    for alias in held:
+        check_unprotected(conn, name, TransitionTarget.ALIAS, alias)
+
+
 def apply_alias(
     conn: Connection,
     name: str,
@@ -228,6 +239,8 @@ class SqlModelMoves(SqlRegistryBase):
         def work(conn: Connection) -> ModelVersion:
             row = version_row(conn, name, version)
             check_unprotected(conn, name, TransitionTarget.STAGE, canonical)
+            if row.current_stage != canonical:  # leaving a protected stage moves it too
+                check_unprotected(conn, name, TransitionTarget.STAGE, row.current_stage)
             apply_stage(conn, name, row, canonical, archive_existing_versions, actor)
             return load_version(conn, name, row.version)
 

@@ -29,6 +29,7 @@ from slipway.registry.store.sql.base import (
 )
 from slipway.registry.store.sql.loading import load_version, load_versions
 from slipway.registry.store.sql.models import validate_max_results
+from slipway.registry.store.sql.moves import check_version_unprotected
 from slipway.tracking.search import decode_page_token, encode_page_token
 from slipway.tracking.store.sql.upsert import upsert
 from slipway.utils.user import current_user
@@ -158,6 +159,7 @@ class SqlModelVersions(SqlRegistryBase):
     def delete_model_version(self, name: str, version: str, actor: str | None = None) -> None:
         def work(conn: Connection) -> None:
             row = version_row(conn, name, version)
+            check_version_unprotected(conn, name, row.version, row.current_stage)
             # ON DELETE CASCADE removes its tags and the aliases that point at it.
             conn.execute(
                 delete(t.versions).where(
