@@ -198,9 +198,9 @@ def _write(lgb_model: Any, target: Path, fmt: str | None, trusted: list[str] | N
                 f"Cannot save the LightGBM Booster: {first_line(exc)}"
             ) from exc
         return
-    from slipway.flavors.sklearn import _dump
+    from slipway.flavors.sklearn import dump_estimator
 
-    _dump(lgb_model, target, fmt, trusted)
+    dump_estimator(lgb_model, target, fmt, trusted)
 
 
 def _load(model_dir: Path, conf: dict[str, Any]) -> Any:
@@ -219,9 +219,9 @@ def _load(model_dir: Path, conf: dict[str, Any]) -> Any:
         if model_class == BOOSTER_CLASS:
             model = lightgbm.Booster(model_file=str(path))
         else:
-            from slipway.flavors.sklearn import _deserialize
+            from slipway.flavors.sklearn import load_estimator
 
-            model = _deserialize(path, fmt, conf)
+            model = load_estimator(path, fmt, conf)
     except InvalidParameterValue:
         raise
     except Exception as exc:

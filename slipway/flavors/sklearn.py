@@ -101,7 +101,7 @@ def save_model(
     return save_model_dir(
         path,
         spec,
-        write=lambda model_dir: _dump(
+        write=lambda model_dir: dump_estimator(
             sk_model, model_dir / data_file, serialization_format, trusted
         ),
         predict=predict,
@@ -166,7 +166,9 @@ class SklearnPredictor:
         return self.sk_model
 
 
-def _dump(sk_model: Any, path: Path, serialization_format: str, trusted: list[str] | None) -> None:
+def dump_estimator(
+    sk_model: Any, path: Path, serialization_format: str, trusted: list[str] | None
+) -> None:
     if serialization_format == "skops":
         _dump_skops(sk_model, path, trusted)
         return
@@ -232,7 +234,7 @@ def _load(model_dir: Path, model: Model) -> Any:
         # scikit-learn warns when versions differ; we say so once, through logging, below.
         warnings.simplefilter("ignore", InconsistentVersionWarning)
         try:
-            estimator = _deserialize(path, fmt, conf)
+            estimator = load_estimator(path, fmt, conf)
         except InvalidParameterValue:
             raise
         except Exception as exc:
@@ -253,7 +255,7 @@ def _load(model_dir: Path, model: Model) -> Any:
     return estimator
 
 
-def _deserialize(path: Path, fmt: str, conf: dict[str, Any]) -> Any:
+def load_estimator(path: Path, fmt: str, conf: dict[str, Any]) -> Any:
     if fmt == "skops":
         try:
             import skops.io

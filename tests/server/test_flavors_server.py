@@ -1,4 +1,4 @@
-"""The pytorch, onnx, xgboost and lightgbm flavors through the live server: Slipway's SDK with
+"""Every flavor through the live server: Slipway's SDK with
 the server's URL as tracking URI logs each model with ``registered_model_name``, sets an alias,
 and loads the model back by the alias (every byte through the artifact proxy), predicting what
 the original model predicts."""
@@ -120,3 +120,46 @@ def test_lightgbm(on_server: str, frame: pd.DataFrame, labels: np.ndarray[Any, A
     model, native = log_and_load_by_alias(slipway.lightgbm, classifier, frame)
     np.testing.assert_array_equal(model.predict(frame), classifier.predict(frame))
     np.testing.assert_array_equal(native.predict_proba(frame), classifier.predict_proba(frame))
+
+
+def test_sklearn(on_server: str, frame: pd.DataFrame, labels: np.ndarray[Any, Any]) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    classifier = LogisticRegression().fit(frame, labels)
+    model, native = log_and_load_by_alias(slipway.sklearn, classifier, frame)
+    np.testing.assert_array_equal(model.predict(frame), classifier.predict(frame))
+    np.testing.assert_array_equal(native.coef_, classifier.coef_)
+
+
+class Scaled(slipway.pyfunc.PythonModel):
+    """Multiplies column ``a`` by a factor read from an artifact file at load time."""
+
+    def load_context(self, context: Any) -> None:
+        self.factor = float(Path(context.artifacts["factor"]).read_text())
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> Any:
+        return model_input["a"].to_numpy() * self.factor
+
+
+def test_pyfunc(on_server: str, frame: pd.DataFrame, tmp_path: Path) -> None:
+    factor = tmp_path / "factor.txt"
+    factor.write_text("2.5")
+    name = f"pyfunc-{uuid.uuid4().hex[:8]}"
+    with slipway.start_run():
+        info = slipway.pyfunc.log_model(
+            "model",
+            Scaled(),
+            artifacts={"factor": str(factor)},
+            registered_model_name=name,
+            input_example=frame.head(3),
+        )
+    assert info.registered_model_version == 1
+    slipway.registry.set_alias(name, "prod", 1)
+    assert slipway.registry.get_model_version(name, alias="prod").source.startswith(
+        "mlflow-artifacts:/"
+    )
+    factor.unlink()  # the artifact travels with the model, through the server
+    model = slipway.pyfunc.load_model(f"models:/{name}@prod")
+    np.testing.assert_allclose(model.predict(frame), frame["a"].to_numpy() * 2.5)
+    with pytest.raises(slipway.SlipwayError, match="b"):
+        model.predict(frame.drop(columns=["b"]))
