@@ -9,6 +9,8 @@ Workloads (each side, each workload in a child process of its own, on a fresh fo
 
 1. ``log``: ``<side>.sklearn.log_model`` of a fitted LogisticRegression with an input example
    (signature inferred, environment captured, files uploaded to the run), ``--repeat`` times.
+   ``log-pinned`` does the same with ``pip_requirements`` given, which spares MLflow its
+   requirement inference (it loads the model in a subprocess to see what it imports).
 2. ``load``: ``<side>.pyfunc.load_model`` of the same saved model directory, ``--repeat``
    times (the first load pays the imports; the median is reported).
 3. ``predict-1``: ``model.predict`` on a one-row DataFrame, ``--calls`` times: the per-call
@@ -41,7 +43,7 @@ from typing import Any
 from bench._common import interrupt, package_version, temporary_root
 
 SIDES = ("slipway", "mlflow")
-WORKLOADS = ("log", "load", "predict-1", "predict-10k", "registry")
+WORKLOADS = ("log", "log-pinned", "load", "predict-1", "predict-10k", "registry")
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 
 
@@ -80,12 +82,15 @@ class Side:
             mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
             self.lib = mlflow
 
-    def log(self, model: Any, example: Any) -> None:
+    def log(self, model: Any, example: Any, pinned: bool) -> None:
+        options: dict[str, Any] = {"input_example": example}
+        if pinned:
+            options["pip_requirements"] = [f"scikit-learn=={package_version('scikit-learn')}"]
         with self.lib.start_run():
             if self.name == "slipway":
-                self.lib.sklearn.log_model(model, "model", input_example=example)
+                self.lib.sklearn.log_model(model, "model", **options)
             else:
-                self.lib.sklearn.log_model(model, name="model", input_example=example)
+                self.lib.sklearn.log_model(model, name="model", **options)
 
     def save(self, model: Any, example: Any, path: Path) -> None:
         self.lib.sklearn.save_model(model, str(path), input_example=example)
@@ -133,8 +138,9 @@ def worker(side_name: str, workload: str, root: Path, args: argparse.Namespace) 
     model = fitted_model()
     example, _ = dataset(5)
     result: dict[str, Any] = {"side": side_name, "workload": workload}
-    if workload == "log":
-        times = timed(lambda: side.log(model, example), args.repeat)
+    if workload.startswith("log"):
+        pinned = workload == "log-pinned"
+        times = timed(lambda: side.log(model, example, pinned), args.repeat)
         result.update(median_s=statistics.median(times), unit="log_model")
     elif workload == "registry":
         start = time.perf_counter()

@@ -176,6 +176,16 @@ def metrics_for(cfg: Config) -> list[Metric]:
         ),
         Metric("  client JSON parse", "history.client_parse_median_s", "s", False, scored=False),
         Metric(
+            f"registry x {cfg.registry_cycles}: version + alias + get, cycles/s",
+            "registry.cycles_per_s",
+            "rate",
+            True,
+        ),
+        Metric("  p50", "registry.p50_ms", "ms", False, scored=False),
+        Metric(
+            "  server CPU per cycle", "registry.server_cpu_ms_per_cycle", "ms", False, scored=False
+        ),
+        Metric(
             f"(setup) populate {cfg.runs:,} runs, 4 threads",
             "search_populate.wall_s",
             "s",

@@ -41,6 +41,7 @@ class Config:
     repeats: int
     settle: float
     warmup: int
+    registry_cycles: int = 0
 
 
 Progress = Callable[[str, int, int], None]
@@ -363,4 +364,47 @@ def timed_reads(
         "items": last[0],
         "pages": last[1],
         "bytes": last[2],
+    }
+
+
+def registry_cycle(
+    server: Server, http: Http, run_id: str, n: int, progress: Progress, phase: str
+) -> dict[str, Any]:
+    """``n`` times, on one kept-alive connection: register a new version of one model from the
+    run's artifacts, move the alias ``champion`` onto it, and read the model back by the
+    alias (what a CI job that registers and promotes a model does). Every answer is checked:
+    the versions count up from 1 and the alias names the version just made."""
+    name = f"bench-{now_ms()}"
+    http.post("registered-models/create", {"name": name})
+    run = http.get("runs/get", {"run_id": run_id})[0]["run"]
+    source = run["info"]["artifact_uri"] + "/model"
+    latencies: list[float] = []
+    meter = Meter(server)
+    for i in range(n):
+        if Stop.event.is_set():
+            raise KeyboardInterrupt
+        started = time.perf_counter()
+        made = http.post(
+            "model-versions/create", {"name": name, "source": source, "run_id": run_id}
+        )["model_version"]
+        http.post(
+            "registered-models/alias",
+            {"name": name, "alias": "champion", "version": made["version"]},
+        )
+        found = http.get("registered-models/alias", {"name": name, "alias": "champion"})[0]
+        latencies.append(time.perf_counter() - started)
+        if made["version"] != str(i + 1) or found["model_version"]["version"] != made["version"]:
+            raise BenchError(
+                f"{phase}: expected version {i + 1} behind the alias, got "
+                f"{made['version']} / {found['model_version']['version']}"
+            )
+        if i % 20 == 0:
+            progress(phase, i, n)
+    cost = meter.done()
+    return {
+        "cycles": n,
+        "cycles_per_s": n / cost["wall_s"],
+        "server_cpu_ms_per_cycle": cost["server_cpu_s"] / n * 1e3,
+        **latency_ms(latencies),
+        **cost,
     }

@@ -70,6 +70,7 @@ from bench.server_workloads import (
     expected_hits,
     log_batch,
     populate_runs,
+    registry_cycle,
     sequential_log_metric,
     timed_reads,
 )
@@ -288,6 +289,19 @@ def bench_server(
         if "search_populate" in out:
             step("search_all", lambda: search(False))
             step("search_filter", lambda: search(True))
+
+        # The model registry.
+        def registry() -> dict[str, Any]:
+            keep = Http(server.url, keepalive=True)
+            try:
+                run_id = create_run(keep, create_experiment(keep, "registry"), "model")
+                phase = f"registry: {cfg.registry_cycles} x (version, alias, get by alias)"
+                return registry_cycle(server, keep, run_id, cfg.registry_cycles, progress, phase)
+            finally:
+                keep.close()
+
+        if cfg.registry_cycles:
+            step("registry", registry)
         http.close()
         out["end_memory"] = server.memory()
         out["end_threads"] = server.threads()
@@ -353,6 +367,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--history", type=int, help="metric-history points (default 100,000; 10,000 quick)"
     )
     parser.add_argument(
+        "--registry-cycles",
+        type=int,
+        help="registry cycles: create a version, move an alias, read it (default 300; 50 quick;"
+        " 0 skips)",
+    )
+    parser.add_argument(
         "--repeats",
         type=int,
         help="timed reads after the first; the median is the score (default 3)",
@@ -387,6 +407,9 @@ def config_from(args: argparse.Namespace) -> Config:
         runs=args.runs or (500 if quick else 5_000),
         history=args.history or (10_000 if quick else 100_000),
         repeats=args.repeats or (2 if quick else 3),
+        registry_cycles=(
+            args.registry_cycles if args.registry_cycles is not None else (50 if quick else 300)
+        ),
         settle=args.settle if args.settle is not None else (2.0 if quick else 5.0),
         warmup=20,
     )

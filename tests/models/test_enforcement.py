@@ -384,3 +384,19 @@ def test_enforce_signature_checks_data_and_params_together() -> None:
     assert enforce_signature(data, None, None) == (data, None)
     outputs_only = ModelSignature(outputs=Schema([ColSpec("double")]))
     assert enforce_signature(data, outputs_only)[0] is data
+
+
+def test_a_frame_that_already_conforms_is_passed_through_uncopied() -> None:
+    schema = Schema([ColSpec("double", "a"), ColSpec("long", "b")])
+    frame = pd.DataFrame({"a": [1.0, 2.0], "b": np.array([1, 2], dtype="int64")})
+    assert enforce_schema(frame, schema) is frame
+    # anything to convert, reorder or drop goes the slow way and leaves the input alone
+    as_int = pd.DataFrame({"a": np.array([1, 2], dtype="int64"), "b": [3, 4]})
+    converted = enforce_schema(as_int, schema)
+    assert converted is not as_int
+    assert converted["a"].dtype == np.float64
+    assert as_int["a"].dtype == np.int64
+    reordered = enforce_schema(frame[["b", "a"]], schema)
+    assert list(reordered.columns) == ["a", "b"]
+    extra = enforce_schema(frame.assign(c=0), schema)
+    assert list(extra.columns) == ["a", "b"]
