@@ -79,6 +79,16 @@ from bench.server_workloads import (
 # One server, start to stop
 
 
+def has_registry(url: str) -> bool:
+    """Whether the server serves MLflow's model registry (FastTrackML answers 404)."""
+    probe = Http(url, keepalive=False)
+    try:
+        status, _ = probe.raw("GET", "registered-models/search", query={"max_results": 1})
+    finally:
+        probe.close()
+    return status != 404
+
+
 def bench_server(
     spec: ServerSpec, home: Path, cfg: Config, progress: Progress, say: Callable[[str], None]
 ) -> dict[str, Any]:
@@ -300,8 +310,11 @@ def bench_server(
             finally:
                 keep.close()
 
-        if cfg.registry_cycles:
+        if cfg.registry_cycles and has_registry(server.url):
             step("registry", registry)
+        elif cfg.registry_cycles:
+            out["unsupported"] = ["registry"]
+            say(f"{spec.label} has no model registry API (404): registry row left empty")
         http.close()
         out["end_memory"] = server.memory()
         out["end_threads"] = server.threads()
