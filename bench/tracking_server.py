@@ -80,13 +80,15 @@ from bench.server_workloads import (
 
 
 def has_registry(url: str) -> bool:
-    """Whether the server serves MLflow's model registry (FastTrackML answers 404)."""
+    """Whether the server serves MLflow's model registry: one without it (FastTrackML) answers
+    ``ENDPOINT_NOT_FOUND``, one with it ``RESOURCE_DOES_NOT_EXIST`` for an unknown model."""
     probe = Http(url, keepalive=False)
     try:
-        status, _ = probe.raw("GET", "registered-models/search", query={"max_results": 1})
+        body = json.dumps({"name": "no-such-model"}).encode()
+        _, data = probe.raw("POST", "registered-models/get-latest-versions", body)
     finally:
         probe.close()
-    return status != 404
+    return b"ENDPOINT_NOT_FOUND" not in data
 
 
 def bench_server(
