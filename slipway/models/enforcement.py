@@ -34,6 +34,7 @@ Every failure is an :class:`~slipway.exceptions.InvalidParameterValue`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from copy import deepcopy
 from typing import Any
 
@@ -247,23 +248,27 @@ def _enforce_named_columns(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
             "signature: %s. These inputs will be ignored.",
             extra,
         )
-    specs = [spec for spec in schema if isinstance(spec, ColSpec) and spec.name in present]
+    specs = [
+        (spec.name, spec)
+        for spec in schema
+        if isinstance(spec, ColSpec) and spec.name is not None and spec.name in present
+    ]
     if not extra and _already_conforms(frame, specs):
         return frame  # the common case on a serving path: nothing to convert, nothing copied
-    columns = {spec.name: _enforce_column(spec.name, frame[spec.name], spec) for spec in specs}
+    columns = {name: _enforce_column(name, frame[name], spec) for name, spec in specs}
     return pd.DataFrame(columns, index=frame.index)
 
 
-def _already_conforms(frame: pd.DataFrame, specs: list[ColSpec]) -> bool:
+def _already_conforms(frame: pd.DataFrame, specs: Sequence[tuple[ColumnName, ColSpec]]) -> bool:
     """Whether ``frame`` has exactly the columns of ``specs``, in order, each already of its
     spec's numpy dtype (so enforcement would return every column unchanged)."""
-    if list(frame.columns) != [spec.name for spec in specs]:
+    if list(frame.columns) != [name for name, _ in specs]:
         return False
     dtypes = frame.dtypes
-    for spec in specs:
+    for name, spec in specs:
         if not isinstance(spec.type, DataType) or spec.type in (DataType.string, DataType.binary):
             return False
-        if spec.type is DataType.datetime or dtypes[spec.name] != spec.type.to_numpy():
+        if spec.type is DataType.datetime or dtypes[name] != spec.type.to_numpy():
             return False
     return True
 
