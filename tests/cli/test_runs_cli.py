@@ -19,12 +19,6 @@ from slipway.cli import cli
 from slipway.entities import InputTag
 from slipway.tracking import uri as uris
 
-# The SQL store calls Result.tuples() when it logs params, deprecated in SQLAlchemy 2.1 (a known
-# store bug, pinned in tests/tracking/test_fluent.py); these tests log params to have data.
-pytestmark = pytest.mark.filterwarnings(
-    r"ignore:The Result\.tuples\(\) method is deprecated:DeprecationWarning"
-)
-
 ENV_VARS = ("SLIPWAY_TRACKING_URI", "SLIPWAY_ARTIFACT_ROOT", "COLUMNS", "FORCE_COLOR", "NO_COLOR")
 
 
