@@ -10,6 +10,7 @@ from slipway.cli.experiments import experiments
 from slipway.cli.models import models
 from slipway.cli.models_env import predict_command as _predict  # noqa: F401 (registers)
 from slipway.cli.runs import runs
+from slipway.cli.serve import serve
 from slipway.cli.server import server
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -50,6 +51,7 @@ cli.add_command(experiments)
 cli.add_command(runs)
 cli.add_command(models)
 cli.add_command(server)
+cli.add_command(serve)
 
 
 def main() -> None:

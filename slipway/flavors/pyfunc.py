@@ -196,6 +196,13 @@ class PyFuncModel:
         from slipway.models.enforcement import enforce_signature
 
         data, params = enforce_signature(data, self._meta.signature, params)
+        return self.predict_unchecked(data, params)
+
+    def predict_unchecked(self, data: Any, params: dict[str, Any] | None = None) -> Any:
+        """Predict without checking the signature, for callers that ran
+        :func:`~slipway.models.enforcement.enforce_signature` on the input already (the model
+        server checks each request on arrival, then predicts on batches of checked requests;
+        checking a batch again would only repeat the work)."""
         if self._predict_takes_params:
             return self._predict(data, params=params)
         return self._predict(data)
