@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m bench.serving [--quick] [--servers slipway,slipway-w2,slipway-batch,mlflow,...]
+    python -m bench.serving [--quick] [--servers slipway,slipway-batch,mlflow,...]
                             [--duration S] [--json OUT] [--markdown OUT] [--keep]
 
 One scikit-learn model (a 3-class LogisticRegression on 8 numeric features, saved once in
@@ -13,6 +13,7 @@ subprocess in its own process group on a free loopback port, with no ``MLFLOW_*`
 * ``slipway``: ``slipway serve MODEL`` (one worker, no batching);
 * ``slipway-w2``: the same with ``--workers 2``;
 * ``slipway-batch``: one worker with ``--max-batch-size 64 --max-batch-delay-ms 2``;
+* ``slipway-w2-batch``: both;
 * ``mlflow``: ``mlflow models serve -m MODEL --env-manager local`` (its default, 1 worker);
 * ``mlflow-w2``: the same with ``--workers 2``.
 
@@ -59,15 +60,21 @@ from bench.server_http import HEALTH_POLL_S, START_TIMEOUT_S, BenchError, latenc
 from bench.server_processes import Server, ServerSpec, child_env, free_port, venv_bin
 from bench.server_report import fmt_mb, fmt_ms, fmt_num, fmt_ratio, fmt_s
 
-SERVERS = ("slipway", "slipway-w2", "slipway-batch", "mlflow", "mlflow-w2")
+SERVERS = ("slipway", "slipway-w2", "slipway-batch", "slipway-w2-batch", "mlflow", "mlflow-w2")
 LABELS = {
     "slipway": "Slipway",
     "slipway-w2": "Slipway 2 workers",
     "slipway-batch": "Slipway batching",
+    "slipway-w2-batch": "Slipway 2 workers + batching",
     "mlflow": "MLflow",
     "mlflow-w2": "MLflow 2 workers",
 }
-BASELINE = {"slipway": "mlflow", "slipway-w2": "mlflow-w2", "slipway-batch": "mlflow"}
+BASELINE = {
+    "slipway": "mlflow",
+    "slipway-w2": "mlflow-w2",
+    "slipway-batch": "mlflow",
+    "slipway-w2-batch": "mlflow-w2",
+}
 """Which MLflow server each Slipway configuration is compared with (same worker count)."""
 FEATURES = [f"f{i}" for i in range(8)]
 ROW_SIZES = (1, 100)
@@ -153,13 +160,13 @@ def server_spec(name: str, model: Path, port: int) -> ServerSpec | str:
         if binary is None:
             return f"{name}: the slipway console script was not found"
         cmd = [binary, "serve", str(model), *where]
-        note = "1 worker, no batching"
-        if name == "slipway-w2":
-            cmd += ["--workers", "2"]
-            note = "2 workers"
-        elif name == "slipway-batch":
-            cmd += ["--max-batch-size", "64", "--max-batch-delay-ms", "2"]
-            note = "1 worker, batches of up to 64 rows, 2 ms"
+        workers = ["--workers", "2"] if "-w2" in name else []
+        batching = ["--max-batch-size", "64", "--max-batch-delay-ms", "2"]
+        batching = batching if name.endswith("-batch") else []
+        cmd += workers + batching
+        note = ("2 workers" if workers else "1 worker") + (
+            ", batches of up to 64 rows, 2 ms" if batching else ", no batching"
+        )
         return ServerSpec(name, LABELS[name], cmd, package_version("slipway"), note)
     binary = venv_bin("mlflow")
     if binary is None:

@@ -241,6 +241,9 @@ class _Routes:
                 "INTERNAL_ERROR",
                 f"Model {model!r} failed to predict: {type(exc).__name__}: {exc}",
             )
+        if response.status_code in (408, 413):
+            # The body was not read to its end: the connection cannot carry another request.
+            response.headers["connection"] = "close"
         if model in self.state.endpoints:
             metrics.observe_request(
                 model, version, protocol, response.status_code, time.perf_counter() - started

@@ -73,6 +73,19 @@ class _Spec(Protocol):
     def sticky_header(self) -> str | None: ...
 
 
+@dataclass(frozen=True)
+class _Options:
+    """The settings every InferenceService of one manifest shares."""
+
+    min_replicas: int
+    max_replicas: int
+    canary_percent: int | None
+    tracking_uri: str | None
+
+    def predictor(self) -> dict[str, Any]:
+        return {"minReplicas": self.min_replicas, "maxReplicas": self.max_replicas}
+
+
 @dataclass
 class _Resolved:
     storage_uri: str
@@ -119,25 +132,13 @@ def write_manifest(
     _check_replicas(min_replicas, max_replicas)
     if canary_percent is not None:
         _check_percent(canary_percent)
+    options = _Options(min_replicas, max_replicas, canary_percent, tracking_uri)
     if image is None:
         if serve_args:
             raise InvalidParameterValue("serve_args need image=: KServe's runtime takes none")
-        documents = _runtime_documents(
-            specs, min_replicas, max_replicas, canary_percent, tracking_uri
-        )
+        documents = _runtime_documents(specs, options)
     else:
-        documents = [
-            _container_document(
-                specs,
-                image,
-                min_replicas,
-                max_replicas,
-                canary_percent,
-                tracking_uri,
-                name,
-                list(serve_args),
-            )
-        ]
+        documents = [_container_document(specs, image, options, name, list(serve_args))]
     text = "---\n".join(_render(comment, body) for comment, body in documents)
     if out is not None:
         Path(out).write_text(text, encoding="utf-8")
@@ -148,11 +149,7 @@ def write_manifest(
 
 
 def _runtime_documents(
-    specs: Sequence[_Spec],
-    min_replicas: int,
-    max_replicas: int,
-    canary_percent: int | None,
-    tracking_uri: str | None,
+    specs: Sequence[_Spec], options: _Options
 ) -> list[tuple[list[str], dict[str, Any]]]:
     documents = []
     seen: dict[str, str] = {}
@@ -165,11 +162,7 @@ def _runtime_documents(
             )
         seen[isvc_name] = spec.name
         _check_expressible(spec)
-        documents.append(
-            _runtime_document(
-                spec, isvc_name, min_replicas, max_replicas, canary_percent, tracking_uri
-            )
-        )
+        documents.append(_runtime_document(spec, isvc_name, options))
     return documents
 
 
@@ -195,18 +188,13 @@ def _check_expressible(spec: _Spec) -> None:
 
 
 def _runtime_document(
-    spec: _Spec,
-    isvc_name: str,
-    min_replicas: int,
-    max_replicas: int,
-    canary_percent: int | None,
-    tracking_uri: str | None,
+    spec: _Spec, isvc_name: str, options: _Options
 ) -> tuple[list[str], dict[str, Any]]:
     comment = [f"Endpoint {spec.name!r}: KServe's MLflow runtime, Open Inference Protocol V2."]
     if isvc_name != spec.name:
         comment.append(f"Named {isvc_name!r}: Kubernetes names are lowercase DNS labels.")
     uri = spec.routes[0][0]
-    percent = canary_percent
+    percent = options.canary_percent
     if len(spec.routes) == 2:
         stable, canary = _stable_and_canary(spec.routes)
         uri = canary[0]
@@ -222,8 +210,8 @@ def _runtime_document(
         comment.append(
             f"Canary: {percent}% to {uri}, the rest to the revision that serves now (Knative mode)."
         )
-    resolved = _resolve(uri, tracking_uri)
-    predictor: dict[str, Any] = {"minReplicas": min_replicas, "maxReplicas": max_replicas}
+    resolved = _resolve(uri, options.tracking_uri)
+    predictor = options.predictor()
     if percent is not None:
         predictor["canaryTrafficPercent"] = percent
     predictor["model"] = {
@@ -329,10 +317,7 @@ def _cluster_uri(uri: str, location: str) -> str:
 def _container_document(
     specs: Sequence[_Spec],
     image: str,
-    min_replicas: int,
-    max_replicas: int,
-    canary_percent: int | None,
-    tracking_uri: str | None,
+    options: _Options,
     name: str | None,
     serve_args: list[str],
 ) -> tuple[list[str], dict[str, Any]]:
@@ -354,7 +339,7 @@ def _container_document(
         "The image needs Slipway with the server extra and each model's requirements.",
     ]
     uris = [u for s in specs for u, _ in s.routes] + [s.shadow for s in specs if s.shadow]
-    server = _server_uri(tracking_uri)
+    server = _server_uri(options.tracking_uri)
     if server is not None:
         container["env"] = [{"name": "SLIPWAY_TRACKING_URI", "value": server}]
     elif any(u.startswith(("models:", "runs:")) for u in uris):
@@ -366,10 +351,10 @@ def _container_document(
     local = [u for u in uris if _is_local(u)]
     if local:
         comment.append("These paths must exist inside the image: " + ", ".join(local) + ".")
-    predictor: dict[str, Any] = {"minReplicas": min_replicas, "maxReplicas": max_replicas}
-    if canary_percent is not None:
-        predictor["canaryTrafficPercent"] = canary_percent
-        comment.append(f"Canary: {canary_percent}% to this revision (Knative mode).")
+    predictor = options.predictor()
+    if options.canary_percent is not None:
+        predictor["canaryTrafficPercent"] = options.canary_percent
+        comment.append(f"Canary: {options.canary_percent}% to this revision (Knative mode).")
     predictor["containers"] = [container]
     annotations = {"slipway/endpoints": ",".join(s.name for s in specs)}
     return comment, _service({"name": isvc_name, "annotations": annotations}, predictor)

@@ -6,7 +6,8 @@ models with signatures (see :func:`save_all`):
 * ``tensor``: one unnamed float64 tensor of shape (-1, 3) -> the row sums, output ``total``;
 * ``multi``: named tensors ``x`` (float64, (-1, 2)) and ``n`` (int64, (-1,)) -> a dict of
   outputs ``sum`` (float64), ``count`` (int64) and ``label`` (strings);
-* ``text``: a string column ``text`` -> a DataFrame with ``length`` (int64) and ``upper``;
+* ``text``: columns ``text`` (string) and ``times`` (long) -> a DataFrame with ``length``
+  (int64: the length of the text times ``times``) and ``upper`` (the text in capitals);
 * ``slow``: columns a, b, c -> ``a``, after sleeping 0.5 s in every call.
 
 Classes are pickled by value, so the models load in any process.
@@ -59,7 +60,8 @@ class Multi(pyfunc.PythonModel):
 class Text(pyfunc.PythonModel):
     def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
         texts = model_input["text"].astype(str)
-        return pd.DataFrame({"length": texts.str.len().astype("int64"), "upper": texts.str.upper()})
+        lengths = texts.str.len().astype("int64") * model_input["times"]
+        return pd.DataFrame({"length": lengths, "upper": texts.str.upper()})
 
 
 class Slow(pyfunc.PythonModel):
@@ -112,7 +114,7 @@ def save_all(root: Path) -> dict[str, str]:
             root / "text",
             Text(),
             ModelSignature(
-                Schema([ColSpec("string", "text")]),
+                Schema([ColSpec("string", "text"), ColSpec("long", "times")]),
                 Schema([ColSpec("long", "length"), ColSpec("string", "upper")]),
             ),
         ),

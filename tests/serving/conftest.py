@@ -87,7 +87,9 @@ class LiveServing:
 
 
 @pytest.fixture(scope="session")
-def serving_models(tmp_path_factory: pytest.TempPathFactory) -> tuple[ServingModels, dict[str, str]]:
+def serving_models(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[ServingModels, dict[str, str]]:
     """The registry with ``iris``, ``const`` and ``broken``, and every endpoint's URI."""
     root = tmp_path_factory.mktemp("serving")
     models = ServingModels(root)

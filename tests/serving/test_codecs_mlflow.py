@@ -29,9 +29,7 @@ def test_dataframe_split_with_params() -> None:
         ),
         JSON,
     )
-    pd.testing.assert_frame_equal(
-        request.data, pd.DataFrame({"a": [1, 3], "b": [2.5, 4.5]})
-    )
+    pd.testing.assert_frame_equal(request.data, pd.DataFrame({"a": [1, 3], "b": [2.5, 4.5]}))
     assert request.params == {"top_k": 3}
     assert request.payload["params"] == {"top_k": 3}
 

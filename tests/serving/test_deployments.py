@@ -256,10 +256,7 @@ def test_unreachable_registry_never_reaches_the_caller(
 ) -> None:
     monkeypatch.setenv("SLIPWAY_HTTP_MAX_RETRIES", "0")
     monkeypatch.setenv("SLIPWAY_HTTP_CONNECT_TIMEOUT", "1")
-    from slipway.registry.store import clear_registry_store_cache
-
-    clear_registry_store_cache()  # a store built earlier would keep its own retry settings
-    url = f"http://127.0.0.1:{_closed_port()}"
+    url = f"http://127.0.0.1:{_closed_port()}"  # a new URL: a new store, with these settings
     model = Served("iris", "models:/iris@champion", "1")
     rec = DeploymentRecorder(SERVER_URL, url)
     began = time.perf_counter()

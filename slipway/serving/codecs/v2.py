@@ -247,6 +247,8 @@ def _from_json(data: Any, datatype: str, shape: tuple[int, ...], label: str) -> 
             raise BadRequest(f"{label} is BYTES, so its data must be strings")
         return _fit_shape(flat, shape, label)
     allowed = _KINDS.get(datatype) or (_FLOAT_KINDS if datatype.startswith("FP") else _INT_KINDS)
+    if dtype.kind in _INT_KINDS and raw.dtype.kind not in allowed:
+        raw = _big_ints(data, raw)
     if raw.dtype.kind not in allowed:
         found = {"U": "strings", "O": "nulls or mixed values", "f": "fractional numbers"}
         raise BadRequest(
@@ -257,6 +259,18 @@ def _from_json(data: Any, datatype: str, shape: tuple[int, ...], label: str) -> 
         if raw.min() < info.min or raw.max() > info.max:
             raise BadRequest(f"{label}: a value is out of the range of {datatype}")
     return _fit_shape(raw.astype(dtype), shape, label)
+
+
+def _big_ints(data: Any, raw: Array) -> Array:
+    """Integers beyond int64 (UINT64 data) that numpy read as floats or objects, as uint64;
+    ``raw`` itself when the data holds anything else."""
+    try:
+        exact = np.asarray(data, dtype=object).reshape(-1)
+    except ValueError:
+        return raw
+    if not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**64 for v in exact):
+        return raw
+    return exact.astype(np.uint64)
 
 
 def _from_binary(chunk: bytes, datatype: str, shape: tuple[int, ...], label: str) -> Array:
