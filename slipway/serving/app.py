@@ -25,7 +25,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -43,25 +43,28 @@ from slipway.serving._http import (
     read_body,
     slipway_error_response,
 )
-from slipway.serving.codecs import UnsupportedMediaType, require_rows
+from slipway.serving.codecs import UnsupportedMediaType, count_rows, require_rows
 from slipway.serving.codecs import mlflow as mlflow_codec
 from slipway.serving.codecs import v1 as v1_codec
 from slipway.serving.codecs import v2 as v2_codec
+from slipway.serving.endpoint import Endpoint, PredictResult
 from slipway.serving.middleware import AllowedHostsMiddleware, LifespanMiddleware, error_shape
 from slipway.serving.settings import ServingSettings
 
 if TYPE_CHECKING:
     from slipway.models.signature import ModelSignature
     from slipway.serving.deployments import DeploymentRecorder
-    from slipway.serving.endpoint import Endpoint
     from slipway.serving.loaded import LoadedModel
     from slipway.serving.request_log import RequestLogger
 
 _log = logging.getLogger("slipway.serving")
 
 PLATFORM = "slipway"
-THREAD_DECODE_BYTES = 256 * 1024
+THREAD_CODEC_BYTES = 256 * 1024
 """Bodies at least this large are parsed in a worker thread, so the event loop keeps serving."""
+THREAD_CODEC_ROWS = 10_000
+"""Predictions of at least this many rows are turned into JSON in a worker thread."""
+T = TypeVar("T")
 
 DEPLOYMENT_CHECK_SECONDS = 1.0
 """How often the served versions are compared with the recorded deployments (hot reloads
@@ -128,6 +131,7 @@ class ServingState:
             await asyncio.to_thread(self.deployment_recorder.close)
         if self.request_logger is not None:
             await asyncio.to_thread(self.request_logger.close)
+        metrics.mark_process_dead()
 
     def record_deployments(self) -> None:
         """Tell the recorder which models started and stopped serving since the last call
@@ -216,10 +220,12 @@ class _Routes:
         version = ""
         model = ""
         try:
-            model = name()
+            # The body is read first, even for a request that fails at once, so the
+            # connection stays usable for the client's next request.
             body = await read_body(
                 request, self.settings.max_request_bytes, self.settings.request_timeout_s
             )
+            model = name()
             async with asyncio.timeout(self.settings.request_timeout_s):
                 response, version = await handle(body)
         except SlipwayError as exc:
@@ -264,9 +270,11 @@ class _Routes:
             content_type = request.headers.get("content-type")
             decoded = await _parse(body, lambda: mlflow_codec.decode_request(body, content_type))
             result = await endpoint.predict(decoded.data, decoded.params, request.headers)
-            raw = mlflow_codec.encode_response(result.predictions)
+            raw = await _offload(
+                lambda: mlflow_codec.encode_response(result.predictions), result.predictions
+            )
             self.state.log_request(
-                endpoint.name, result.model_version, decoded.payload, result.predictions
+                endpoint.name, result.model_version, decoded.data, result.predictions
             )
             return _json(raw), result.model_version or ""
 
@@ -291,18 +299,22 @@ class _Routes:
             first = pinned or _first(endpoint)
             data = v2_codec.to_model_input(decoded.inputs, _inputs(first))
             require_rows(data)
-            if pinned is not None:
-                predictions = await pinned.predict(data, decoded.parameters)
-                answered: LoadedModel | None = pinned
-                version = pinned.version
+            if pinned is not None:  # that version answers, whatever the routes say
+                result = PredictResult(
+                    await pinned.predict(data, decoded.parameters), name, pinned.version, pinned.uri
+                )
             else:
                 result = await endpoint.predict(data, decoded.parameters, request.headers)
-                predictions, version = result.predictions, result.model_version
-                answered = _by_uri(endpoint, result.model_uri) or first
-            outputs = v2_codec.to_outputs(predictions, _outputs(answered))
-            chosen = v2_codec.select_outputs(outputs, decoded.outputs)
-            raw, header_size = v2_codec.encode_response(name, version, decoded, chosen)
-            self.state.log_request(name, version, decoded.payload, predictions)
+            answered = _by_uri(endpoint, result.model_uri) or first
+            version = result.model_version
+
+            def encode() -> tuple[bytes, int | None]:
+                outputs = v2_codec.to_outputs(result.predictions, _outputs(answered))
+                chosen = v2_codec.select_outputs(outputs, decoded.outputs)
+                return v2_codec.encode_response(name, version, decoded, chosen)
+
+            raw, header_size = await _offload(encode, result.predictions)
+            self.state.log_request(name, version, data, result.predictions)
             if header_size is None:
                 return _json(raw), version or ""
             headers = {v2_codec.HEADER_LENGTH: str(header_size)}
@@ -370,8 +382,10 @@ class _Routes:
             schema = _inputs(_first(endpoint))
             decoded = await _parse(body, lambda: v1_codec.decode_request(body, schema))
             result = await endpoint.predict(decoded.data, decoded.params, request.headers)
-            raw = v1_codec.encode_response(result.predictions)
-            self.state.log_request(name, result.model_version, decoded.payload, result.predictions)
+            raw = await _offload(
+                lambda: v1_codec.encode_response(result.predictions), result.predictions
+            )
+            self.state.log_request(name, result.model_version, decoded.data, result.predictions)
             return _json(raw), result.model_version or ""
 
         return await self._predict_route(request, "v1", "oip", lambda: name, handle)
@@ -416,11 +430,18 @@ class _Routes:
 # -- helpers ---------------------------------------------------------------------------------
 
 
-async def _parse(body: bytes, decode: Callable[[], Any]) -> Any:
+async def _parse(body: bytes, decode: Callable[[], T]) -> T:
     """Run a codec's decoder; in a worker thread for large bodies."""
-    if len(body) >= THREAD_DECODE_BYTES:
+    if len(body) >= THREAD_CODEC_BYTES:
         return await asyncio.to_thread(decode)
     return decode()
+
+
+async def _offload(encode: Callable[[], T], predictions: Any) -> T:
+    """Run a codec's encoder; in a worker thread for many rows of predictions."""
+    if (count_rows(predictions) or 0) >= THREAD_CODEC_ROWS:
+        return await asyncio.to_thread(encode)
+    return encode()
 
 
 def _json(raw: bytes) -> Response:

@@ -95,6 +95,7 @@ class Batcher:
         self.name = name
         self.version = version
         self._queue: deque[_Request] = deque()
+        self._queued_rows: dict[Hashable, int] = {}  # rows waiting, by merge key
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_BATCHES)
         self._loop_task: asyncio.Task[None] | None = None
@@ -117,6 +118,7 @@ class Batcher:
             return await self._call(data, params, rows or 1)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.append(_Request(data, params, rows, key, future))
+        self._queued_rows[key] = self._queued_rows.get(key, 0) + rows
         self._wake.set()
         if self._loop_task is None:
             self._loop_task = asyncio.create_task(self._take_batches(), name=f"batch {self.name}")
@@ -130,6 +132,7 @@ class Batcher:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
+        self._queued_rows.clear()
         while self._queue:
             request = self._queue.popleft()
             if not request.future.done():
@@ -157,7 +160,8 @@ class Batcher:
         """The next batch: waits for a first request, then for the batch to fill or the
         oldest request's delay to pass."""
         while True:
-            self._drop_cancelled()
+            while self._queue and self._queue[0].future.done():  # its caller gave up
+                self._forget(self._queue.popleft())
             if not self._queue:
                 self._wake.clear()
                 await self._wake.wait()
@@ -165,30 +169,40 @@ class Batcher:
             first = self._queue[0]
             deadline = first.arrived + self.config.max_delay_ms / 1000.0
             remaining = deadline - time.monotonic()
-            if remaining > 0 and self._rows_like(first) < self.config.max_batch_size:
+            if remaining > 0 and self._queued_rows[first.key] < self.config.max_batch_size:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), remaining)
                 continue
             return self._take(first)
 
-    def _drop_cancelled(self) -> None:
-        if any(r.future.done() for r in self._queue):
-            self._queue = deque(r for r in self._queue if not r.future.done())
-
-    def _rows_like(self, first: _Request) -> int:
-        return sum(r.rows for r in self._queue if r.key == first.key)
+    def _forget(self, request: _Request) -> None:
+        left = self._queued_rows[request.key] - request.rows
+        if left > 0:
+            self._queued_rows[request.key] = left
+        else:
+            del self._queued_rows[request.key]
 
     def _take(self, first: _Request) -> list[_Request]:
+        """The oldest request and the ones after it that can join it, in order; the others
+        stay queued in order."""
         batch: list[_Request] = []
         rows = 0
         kept: deque[_Request] = deque()
-        for request in self._queue:
-            if request.key == first.key and rows + request.rows <= self.config.max_batch_size:
-                batch.append(request)
-                rows += request.rows
-            else:
+        while self._queue:
+            request = self._queue.popleft()
+            fits = rows + request.rows <= self.config.max_batch_size
+            if request.key != first.key or not fits:
                 kept.append(request)
+                continue
+            self._forget(request)
+            if request.future.done():
+                continue
+            batch.append(request)
+            rows += request.rows
+            if rows == self.config.max_batch_size:
+                break
+        kept.extend(self._queue)
         self._queue = kept
         return batch
 

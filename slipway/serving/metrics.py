@@ -106,6 +106,15 @@ def observe_reload(model: str, version: str, ok: bool) -> None:
     RELOADS.labels(model, version, "ok" if ok else "failed").inc()
 
 
+def mark_process_dead() -> None:
+    """Drop this process's live gauges (loaded models) from the totals of a multi-worker
+    server: called by a worker that stops."""
+    if os.environ.get(MULTIPROC_ENV):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+
 def render() -> tuple[bytes, str]:
     """``(body, content type)`` of the Prometheus text exposition, summed over every worker
     process when the server runs several."""
@@ -120,6 +129,7 @@ def render() -> tuple[bytes, str]:
 
 __all__ = [
     "MULTIPROC_ENV",
+    "mark_process_dead",
     "observe_batch",
     "observe_error",
     "observe_reload",

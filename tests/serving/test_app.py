@@ -463,3 +463,13 @@ def test_picky_rows_break_only_their_own_request(client: httpx.Client) -> None:
     assert answer.status_code == 500
     assert f"a row has a == {BAD_A}" in answer.json()["message"]
     np.testing.assert_equal(client.post("/invocations?model=picky", json=good).status_code, 200)
+
+
+def test_the_serving_package_exports_resolve() -> None:
+    import slipway.serving
+
+    assert slipway.serving.__all__ == sorted(slipway.serving.__all__)
+    for name in slipway.serving.__all__:
+        assert getattr(slipway.serving, name).__name__ == name
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        slipway.serving.nope  # noqa: B018

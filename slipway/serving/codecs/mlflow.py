@@ -42,13 +42,10 @@ class MlflowRequest:
     Attributes:
         data: the model input (a DataFrame, an array, or a dict of arrays).
         params: the ``params`` object of a JSON request, else None.
-        payload: what the client sent, as JSON types (the parsed object, or the CSV text),
-            for request logging.
     """
 
     data: Any
     params: dict[str, Any] | None
-    payload: Any
 
 
 def decode_request(body: bytes, content_type: str | None) -> MlflowRequest:
@@ -67,12 +64,11 @@ def decode_request(body: bytes, content_type: str | None) -> MlflowRequest:
         )
     check_charset(params, content_type or "")
     if media == CSV:
-        text = decode_text(body)
-        request = MlflowRequest(_read_csv(text), None, text)
+        request = MlflowRequest(_read_csv(decode_text(body)), None)
     else:
         payload = load_json(body)
         data, model_params = _parse_payload(payload)
-        request = MlflowRequest(data, model_params, payload)
+        request = MlflowRequest(data, model_params)
     require_rows(request.data)
     return request
 

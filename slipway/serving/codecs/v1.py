@@ -25,11 +25,10 @@ KEYS = ("instances", "parameters")
 
 @dataclass(frozen=True)
 class V1Request:
-    """A decoded ``:predict`` request: the model input, its params, and the parsed body."""
+    """A decoded ``:predict`` request: the model input and its params."""
 
     data: Any
     params: dict[str, Any] | None
-    payload: dict[str, Any]
 
 
 def decode_request(body: bytes, schema: Schema | None) -> V1Request:
@@ -56,7 +55,7 @@ def decode_request(body: bytes, schema: Schema | None) -> V1Request:
     params = payload.get("parameters")
     if params is not None and not isinstance(params, dict):
         raise BadRequest('"parameters" must be a JSON object')
-    return V1Request(to_model_input(instances, schema), params or None, payload)
+    return V1Request(to_model_input(instances, schema), params or None)
 
 
 def to_model_input(instances: list[Any], schema: Schema | None) -> Any:

@@ -90,7 +90,6 @@ class V2Request:
         parameters: the request parameters meant for the model (None when there are none).
         outputs: the requested outputs in order, or None for all of them.
         binary_output: whether outputs not requested by name go back as binary data.
-        payload: the JSON part of the request, for request logging.
     """
 
     id: str | None
@@ -98,7 +97,6 @@ class V2Request:
     parameters: dict[str, Any] | None
     outputs: list[RequestedOutput] | None
     binary_output: bool
-    payload: dict[str, Any]
 
 
 # -- requests ----------------------------------------------------------------------------------
@@ -143,7 +141,6 @@ def decode_request(body: bytes, header_length: str | None = None) -> V2Request:
         parameters=model_params or None,
         outputs=_requested_outputs(payload.get("outputs"), binary_output),
         binary_output=binary_output,
-        payload=payload,
     )
 
 
