@@ -325,7 +325,9 @@ def _container_document(
         raise InvalidParameterValue(f"Invalid container image {image!r}")
     isvc_name = kubernetes_name(name or (specs[0].name if len(specs) == 1 else "slipway-serve"))
     args = ["serve", *_serve_args(specs), *serve_args]
-    args += ["--host", "0.0.0.0", "--port", str(PORT)]  # noqa: S104 - inside the container
+    # Inside the pod, callers reach it by Service names and pod IPs (the kubelet's probe uses the
+    # pod IP as Host), none of them known here: the cluster's network policy is the guard.
+    args += ["--host", "0.0.0.0", "--port", str(PORT), "--allowed-hosts", "*"]  # noqa: S104
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
         "image": image,

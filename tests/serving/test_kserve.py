@@ -330,7 +330,7 @@ def test_image_runs_slipway_serve_with_the_same_endpoints() -> None:
     assert container["ports"] == [{"containerPort": 8080, "protocol": "TCP"}]
     assert container["readinessProbe"]["httpGet"]["port"] == 8080
     args = container["args"]
-    assert args[-4:] == ["--host", "0.0.0.0", "--port", "8080"]
+    assert args[-6:] == ["--host", "0.0.0.0", "--port", "8080", "--allowed-hosts", "*"]
     assert args[args.index("--max-batch-size") + 1] == "64"
     served = {s.name: s for s in reparse(args[: args.index("--max-batch-size")])}
     assert served == {s.name: s for s in specs}
