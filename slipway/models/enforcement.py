@@ -264,13 +264,25 @@ def _already_conforms(frame: pd.DataFrame, specs: Sequence[tuple[ColumnName, Col
     spec's numpy dtype (so enforcement would return every column unchanged)."""
     if list(frame.columns) != [name for name, _ in specs]:
         return False
-    dtypes = frame.dtypes
-    for name, spec in specs:
+    for dtype, (_, spec) in zip(frame_dtypes(frame), specs, strict=True):
         if not isinstance(spec.type, DataType) or spec.type in (DataType.string, DataType.binary):
             return False
-        if spec.type is DataType.datetime or dtypes[name] != spec.type.to_numpy():
+        if spec.type is DataType.datetime or dtype != spec.type.to_numpy():
             return False
     return True
+
+
+def frame_dtypes(frame: pd.DataFrame) -> list[Any]:
+    """The dtype of each column, in order. Read from the frame's block manager when pandas
+    offers it (well under a microsecond, against tens for ``frame.dtypes``, which builds a
+    Series: a model server asks on every request); ``frame.dtypes`` otherwise."""
+    manager = getattr(frame, "_mgr", None)
+    get_dtypes = getattr(manager, "get_dtypes", None)
+    if callable(get_dtypes):
+        found = list(get_dtypes())
+        if len(found) == frame.shape[1]:
+            return found
+    return list(frame.dtypes)
 
 
 def _enforce_positional_columns(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:

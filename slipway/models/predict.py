@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import json
 import math
 import subprocess
@@ -153,7 +154,43 @@ def _dataframe_split(body: Any) -> Any:
     extra = sorted(set(body) - {"columns", "data", "index"})
     if extra:
         raise ValueError(f"unknown field(s) {', '.join(map(repr, extra))}")
-    return pd.DataFrame(data=body["data"], columns=body.get("columns"), index=body.get("index"))
+    columns, data = body.get("columns"), body["data"]
+    if body.get("index") is None and isinstance(columns, list):
+        fast = _numeric_frame(data, columns)
+        if fast is not None:
+            return fast
+    return pd.DataFrame(data=data, columns=columns, index=body.get("index"))
+
+
+def _numeric_frame(data: Any, columns: list[Any]) -> Any:
+    """The frame for rows that are all floats or all ints, built from one numpy array (one
+    block, no per-column inference): what a model server gets on almost every request, at a
+    fraction of pandas' general constructor's cost. None when the rows are anything else (a
+    mix of ints and floats keeps its per-column types through the general path)."""
+    import numpy as np
+    import pandas as pd
+
+    if not isinstance(data, list) or not data or not isinstance(data[0], list):
+        return None
+    width = len(columns)
+    if width == 0 or any(not isinstance(row, list) or len(row) != width for row in data):
+        return None
+    first = type(data[0][0])
+    if first not in (float, int) or any(type(v) is not first for row in data for v in row):
+        return None
+    try:
+        array = np.asarray(data, dtype=np.float64 if first is float else np.int64)
+    except OverflowError:  # ints beyond int64: let pandas decide
+        return None
+    return pd.DataFrame(array, columns=_column_index(tuple(columns)), copy=False)
+
+
+@functools.lru_cache(maxsize=256)
+def _column_index(columns: tuple[Any, ...]) -> Any:
+    """A column index, built once per column list (string indexes are costly to build)."""
+    import pandas as pd
+
+    return pd.Index(columns, dtype=object)
 
 
 def _dataframe_records(body: Any) -> Any:

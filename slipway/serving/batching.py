@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from slipway.exceptions import InvalidParameterValue, TemporarilyUnavailable
+from slipway.models.enforcement import frame_dtypes
 from slipway.serving import metrics
 from slipway.serving.codecs import count_rows
 
@@ -267,11 +268,11 @@ def merge_key(data: Any, params: dict[str, Any] | None) -> Hashable | None:
     import pandas as pd
 
     try:
-        params_key = json.dumps(params, sort_keys=True, default=repr)
+        params_key = "" if params is None else json.dumps(params, sort_keys=True, default=repr)
     except (TypeError, ValueError):
         return None
     if isinstance(data, pd.DataFrame):
-        columns = tuple((str(c), str(t)) for c, t in data.dtypes.items())
+        columns = (tuple(data.columns), tuple(frame_dtypes(data)))  # labels and dtypes hash
         if len(set(data.columns)) != len(data.columns):
             return None
         return params_key, "frame", columns

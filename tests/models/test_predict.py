@@ -289,3 +289,20 @@ def test_a_child_that_dies_without_a_report_is_an_invalid_state() -> None:
         predicting._raise_child_error(139, "Segmentation fault\n")
     assert isinstance(info.value, SlipwayError)
     predicting._raise_child_error(0, "")  # success raises nothing
+
+
+@pytest.mark.parametrize(
+    ("rows", "dtypes"),
+    [
+        ([[1.5, 2.0], [3.0, 4.25]], ["float64", "float64"]),  # all floats: one block
+        ([[1, 2], [3, 4]], ["int64", "int64"]),  # all ints
+        ([[1, 2.5], [3, 4.5]], ["int64", "float64"]),  # mixed: each column keeps its type
+        ([[True, 1.5]], ["bool", "float64"]),  # bools are never read as numbers
+        ([["a", 1.5]], ["str", "float64"]),
+    ],
+)
+def test_dataframe_split_keeps_each_columns_type(rows: list[Any], dtypes: list[str]) -> None:
+    frame, _ = parse_json_input({"dataframe_split": {"columns": ["x", "y"], "data": rows}})
+    assert [str(t) for t in frame.dtypes] == dtypes
+    assert frame.values.tolist() == rows
+    assert list(frame.columns) == ["x", "y"]
