@@ -21,7 +21,7 @@ from starlette.routing import BaseRoute, Mount, Route
 import slipway
 from slipway.server.context import ServerContext
 from slipway.server.errors import EXCEPTION_HANDLERS
-from slipway.server.middleware import AllowedHostsMiddleware, BodyLimitMiddleware
+from slipway.server.middleware import BodyLimitMiddleware
 from slipway.server.routers import (
     artifacts,
     experiments,
@@ -32,6 +32,7 @@ from slipway.server.routers import (
     slipway_api,
 )
 from slipway.server.settings import ServerSettings
+from slipway.utils.asgi import AllowedHostsMiddleware
 
 API_PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
 ARTIFACT_PROXY_PREFIX = "/api/2.0/mlflow-artifacts"

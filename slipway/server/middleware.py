@@ -1,60 +1,16 @@
-"""Pure ASGI middleware: the Host allow-list and the request-body size limit."""
+"""Pure ASGI middleware: the request-body size limit, and the Host allow-list (shared with the
+model server, in :mod:`slipway.utils.asgi`)."""
 
 from __future__ import annotations
-
-import json
-from collections.abc import Iterable
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from slipway.utils.asgi import send_json
+
 
 async def _send_error(send: Send, status: int, code: str, message: str) -> None:
-    body = json.dumps({"error_code": code, "message": message}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
-class AllowedHostsMiddleware:
-    """Refuse (403) requests whose Host header is not allowed: a guard against DNS rebinding.
-
-    Entries are ``host`` (any port) or ``host:port``; ``*`` allows every host."""
-
-    def __init__(self, app: ASGIApp, allowed: Iterable[str]) -> None:
-        self.app = app
-        self.allowed = {h.lower() for h in allowed}
-        self.any = "*" in self.allowed
-
-    def _ok(self, host: str) -> bool:
-        host = host.lower()
-        if host in self.allowed:
-            return True
-        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-        return name in self.allowed
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.any:
-            await self.app(scope, receive, send)
-            return
-        host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), "")
-        if not self._ok(host):
-            await _send_error(
-                send,
-                403,
-                "PERMISSION_DENIED",
-                f"Host {host!r} is not allowed; start the server with --allowed-hosts to accept it",
-            )
-            return
-        await self.app(scope, receive, send)
+    await send_json(send, status, {"error_code": code, "message": message})
 
 
 class BodyLimitMiddleware:

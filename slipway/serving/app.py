@@ -48,7 +48,12 @@ from slipway.serving.codecs import mlflow as mlflow_codec
 from slipway.serving.codecs import v1 as v1_codec
 from slipway.serving.codecs import v2 as v2_codec
 from slipway.serving.endpoint import Endpoint, PredictResult
-from slipway.serving.middleware import AllowedHostsMiddleware, LifespanMiddleware, error_shape
+from slipway.serving.middleware import (
+    AllowedHostsMiddleware,
+    LifespanMiddleware,
+    error_body,
+    error_shape,
+)
 from slipway.serving.settings import ServingSettings
 
 if TYPE_CHECKING:
@@ -523,7 +528,9 @@ def create_serving_app(
         exception_handlers={HTTPException: _http_error, Exception: _unexpected_error},
         middleware=[
             Middleware(LifespanMiddleware, on_startup=state.start, on_shutdown=state.close),
-            Middleware(AllowedHostsMiddleware, allowed=settings.allowed_hosts),
+            Middleware(
+                AllowedHostsMiddleware, allowed=settings.allowed_hosts, error_body=error_body
+            ),
         ],
     )
     app.state.serving = state

@@ -4,14 +4,14 @@ served models (loaded before the server accepts connections, closed after the la
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from slipway.exceptions import SlipwayError
 from slipway.serving._http import Shape
+from slipway.utils.asgi import AllowedHostsMiddleware, mlflow_error_body, send_json
 
 _log = logging.getLogger("slipway.serving")
 
@@ -21,56 +21,16 @@ def error_shape(path: str) -> Shape:
     return "oip" if path.startswith(("/v1/", "/v2/")) or path == "/v2" else "mlflow"
 
 
+def error_body(path: str, code: str, message: str) -> dict[str, str]:
+    """The body of an error answer in the shape of the protocol that ``path`` belongs to."""
+    return (
+        {"error": message} if error_shape(path) == "oip" else mlflow_error_body(path, code, message)
+    )
+
+
 async def send_error(send: Send, path: str, status: int, code: str, message: str) -> None:
     """An error response in the shape of the protocol that ``path`` belongs to."""
-    body = (
-        {"error": message}
-        if error_shape(path) == "oip"
-        else {"error_code": code, "message": message}
-    )
-    raw = json.dumps(body).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(raw)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": raw})
-
-
-class AllowedHostsMiddleware:
-    """Refuse (403) requests whose Host header is not allowed: a guard against DNS rebinding.
-
-    Entries are ``host`` (any port) or ``host:port``; ``*`` allows every host."""
-
-    def __init__(self, app: ASGIApp, allowed: Iterable[str]) -> None:
-        self.app = app
-        self.allowed = {h.lower() for h in allowed}
-        self.any = "*" in self.allowed
-
-    def allows(self, host: str) -> bool:
-        host = host.lower()
-        if host in self.allowed:
-            return True
-        name = host if host.endswith("]") else host.rsplit(":", 1)[0]
-        return name in self.allowed
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.any:
-            await self.app(scope, receive, send)
-            return
-        host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), "")
-        if not self.allows(host):
-            message = (
-                f"Host {host!r} is not allowed; start the server with --allowed-hosts to accept it"
-            )
-            await send_error(send, scope["path"], 403, "PERMISSION_DENIED", message)
-            return
-        await self.app(scope, receive, send)
+    await send_json(send, status, error_body(path, code, message))
 
 
 class LifespanMiddleware:
@@ -123,4 +83,10 @@ class LifespanMiddleware:
         return None
 
 
-__all__ = ["AllowedHostsMiddleware", "LifespanMiddleware", "error_shape", "send_error"]
+__all__ = [
+    "AllowedHostsMiddleware",
+    "LifespanMiddleware",
+    "error_body",
+    "error_shape",
+    "send_error",
+]
