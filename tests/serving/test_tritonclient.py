@@ -8,10 +8,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+import tritonclient.http as tritonclient_http  # a dev dependency: these tests always run
 
 from .conftest import LiveServing
-
-tritonclient_http = pytest.importorskip("tritonclient.http")
 
 
 @pytest.fixture(scope="module")
