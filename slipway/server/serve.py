@@ -13,28 +13,30 @@ uvicorn picks uvloop and httptools when they are installed.
 
 from __future__ import annotations
 
-import copy
 import http.client
 import logging
 import os
 import signal
 import socket
-import time
 from collections.abc import Callable, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
-from uvicorn.config import LOGGING_CONFIG, STARTUP_FAILURE
-from uvicorn.supervisors import Multiprocess
+from uvicorn.config import STARTUP_FAILURE
 
 from slipway.server.settings import ServerSettings
+from slipway.utils.uvicorn_run import (
+    ReadyWorkers,
+    display_url,
+    ignore_signal,
+    log_config,
+)
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
 GRACEFUL_SHUTDOWN_SECONDS = 30
 READY_TIMEOUT_SECONDS = 60.0
-WILDCARD_HOSTS = ("0.0.0.0", "::", "")  # noqa: S104 (names, not a bind)
 
 ENV_PREFIX = "SLIPWAY_SERVER_"
 ENV_BACKEND_STORE_URI = ENV_PREFIX + "BACKEND_STORE_URI"
@@ -117,22 +119,6 @@ def app_from_env() -> Starlette:
 # -- running ----------------------------------------------------------------------------------
 
 
-def display_url(host: str, port: int) -> str:
-    """``http://host:port``, with IPv6 addresses in brackets."""
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-
-def log_config(level: str) -> dict[str, Any]:
-    """uvicorn's logging setup, with Slipway's own server logger on the same handler."""
-    config = copy.deepcopy(LOGGING_CONFIG)
-    config["loggers"]["slipway"] = {
-        "handlers": ["default"],
-        "level": "DEBUG" if level == "trace" else level.upper(),
-        "propagate": False,
-    }
-    return config
-
-
 class _Server(uvicorn.Server):
     """A uvicorn server that reports the port it listens on once it accepts connections."""
 
@@ -162,38 +148,6 @@ def _answers_http(host: str, port: int, timeout: float) -> bool:
     finally:
         connection.close()
     return True
-
-
-class _Workers(Multiprocess):
-    """uvicorn's worker supervisor, reporting readiness once a worker answers HTTP."""
-
-    def __init__(
-        self, config: uvicorn.Config, sock: socket.socket, on_ready: Callable[[int], None]
-    ) -> None:
-        super().__init__(config, sockets=[sock])
-        self._port = int(sock.getsockname()[1])
-        self._on_ready = on_ready
-
-    def init_processes(self) -> None:
-        super().init_processes()
-        host = self.config.host
-        probe = "::1" if host == "::" else "127.0.0.1" if host in WILDCARD_HOSTS else host
-        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-        while time.monotonic() < deadline and not self.signal_queue:
-            if not any(p.process.is_alive() for p in self.processes):
-                return
-            if _answers_http(probe, self._port, timeout=1.0):
-                self._on_ready(self._port)
-                return
-            time.sleep(0.05)
-
-    def startup_failed(self) -> bool:
-        return any(p.exitcode == STARTUP_FAILURE for p in self.processes)
-
-
-def _ignore_signal(_signum: int, _frame: object) -> None:
-    """After a graceful shutdown uvicorn re-raises the signal it caught; this handler makes
-    that a no-op, so the process ends with status 0 instead of dying from the signal."""
 
 
 def serve(
@@ -239,7 +193,13 @@ def serve(
             sock = config.bind_socket()
         except SystemExit as exc:  # uvicorn has logged why (the port is taken, say)
             return exc.code if isinstance(exc.code, int) else STARTUP_FAILURE
-        supervisor = _Workers(config, sock, ready)
+        supervisor = ReadyWorkers(
+            config,
+            sock,
+            lambda host, port: _answers_http(host, port, timeout=1.0),
+            ready,
+            READY_TIMEOUT_SECONDS,
+        )
         supervisor.run()
         return STARTUP_FAILURE if supervisor.startup_failed() else 0
 
@@ -247,7 +207,7 @@ def serve(
 
     app = create_app(settings)
     server = _Server(uvicorn.Config(app, **common), ready)
-    previous = {sig: signal.signal(sig, _ignore_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, ignore_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         server.run()
     except SystemExit as exc:

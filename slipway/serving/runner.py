@@ -17,7 +17,6 @@ and one line saying why.
 from __future__ import annotations
 
 import contextlib
-import copy
 import http.client
 import json
 import logging
@@ -26,17 +25,22 @@ import shutil
 import signal
 import socket
 import tempfile
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
-from uvicorn.config import LOGGING_CONFIG, STARTUP_FAILURE
-from uvicorn.supervisors import Multiprocess
+from uvicorn.config import STARTUP_FAILURE
 
 from slipway.serving import metrics
 from slipway.serving.settings import ServingSettings
+from slipway.utils.uvicorn_run import (
+    ReadyWorkers,
+    display_url,
+    ignore_signal,
+    log_config,
+    probe_host,
+)
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -47,7 +51,6 @@ GRACEFUL_SHUTDOWN_SECONDS = 30
 READY_TIMEOUT_SECONDS = 600.0
 """How long the supervisor waits for a first worker to load its models and answer."""
 ENV_PLAN = "SLIPWAY_SERVE_PLAN"
-WILDCARD_HOSTS = ("0.0.0.0", "::", "")  # noqa: S104 (names, not a bind)
 
 log = logging.getLogger("slipway.serving")
 
@@ -164,26 +167,6 @@ def app_from_env() -> Starlette:
 # -- running ---------------------------------------------------------------------------------
 
 
-def display_url(host: str, port: int) -> str:
-    """``http://host:port``, with IPv6 addresses in brackets."""
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-
-def log_config(level: str) -> dict[str, Any]:
-    """uvicorn's logging setup, with Slipway's loggers on the same handler."""
-    config = copy.deepcopy(LOGGING_CONFIG)
-    config["loggers"]["slipway"] = {
-        "handlers": ["default"],
-        "level": "DEBUG" if level == "trace" else level.upper(),
-        "propagate": False,
-    }
-    return config
-
-
-def _probe_host(host: str) -> str:
-    return "::1" if host == "::" else "127.0.0.1" if host in WILDCARD_HOSTS else host
-
-
 def _get_json(host: str, port: int, path: str, timeout: float) -> Any:
     """The JSON that ``GET path`` answers, or None (no answer, not 200, not JSON)."""
     connection = http.client.HTTPConnection(host, port, timeout=timeout)
@@ -198,33 +181,6 @@ def _get_json(host: str, port: int, path: str, timeout: float) -> Any:
         connection.close()
 
 
-class _Workers(Multiprocess):
-    """uvicorn's worker supervisor, reporting readiness once a worker has loaded its models
-    and answers HTTP."""
-
-    def __init__(
-        self, config: uvicorn.Config, sock: socket.socket, on_ready: Callable[[], None]
-    ) -> None:
-        super().__init__(config, sockets=[sock])
-        self._port = int(sock.getsockname()[1])
-        self._on_ready = on_ready
-
-    def init_processes(self) -> None:
-        super().init_processes()
-        probe = _probe_host(self.config.host)
-        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-        while time.monotonic() < deadline and not self.signal_queue:
-            if not any(p.process.is_alive() for p in self.processes):
-                return
-            if _get_json(probe, self._port, "/v2", timeout=1.0) is not None:
-                self._on_ready()
-                return
-            time.sleep(0.05)
-
-    def startup_failed(self) -> bool:
-        return any(p.exitcode == STARTUP_FAILURE for p in self.processes)
-
-
 class _Server(uvicorn.Server):
     """A uvicorn server that calls ``on_ready`` once it accepts connections."""
 
@@ -236,11 +192,6 @@ class _Server(uvicorn.Server):
         await super().startup(sockets)
         if self.started:
             self._on_ready()
-
-
-def _ignore_signal(_signum: int, _frame: object) -> None:
-    """After a graceful shutdown uvicorn re-raises the signal it caught; this handler makes
-    that a no-op, so the process ends with status 0 instead of dying from the signal."""
 
 
 @contextlib.contextmanager
@@ -321,9 +272,9 @@ def _serve_workers(
     sock: socket.socket,
     report: Callable[[dict[str, list[str]]], None],
 ) -> int:
-    probe, port = _probe_host(plan.settings.host), int(sock.getsockname()[1])
+    probe, port = probe_host(plan.settings.host), int(sock.getsockname()[1])
 
-    def ready() -> None:
+    def ready(_port: int) -> None:
         versions = {}
         for spec in plan.specs:
             meta = _get_json(probe, port, f"/v2/models/{spec.name}", timeout=5.0) or {}
@@ -332,7 +283,13 @@ def _serve_workers(
 
     os.environ.update(plan_to_env(plan))  # read by every spawned worker
     with _multiprocess_metrics():
-        supervisor = _Workers(config, sock, ready)
+        supervisor = ReadyWorkers(
+            config,
+            sock,
+            lambda host, port: _get_json(host, port, "/v2", timeout=1.0) is not None,
+            ready,
+            READY_TIMEOUT_SECONDS,
+        )
         supervisor.run()
     sock.close()
     return STARTUP_FAILURE if supervisor.startup_failed() else 0
@@ -365,7 +322,7 @@ def _serve_here(
         )
 
     server = _Server(config, ready)
-    previous = {sig: signal.signal(sig, _ignore_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, ignore_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         server.run(sockets=[sock])
     except SystemExit as exc:
