@@ -26,6 +26,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from slipway.exceptions import InvalidParameterValue, ResourceDoesNotExist
+from slipway.registry.uris import parse_models_uri, parse_runs_uri, resolve_version
 
 _MAX_REDIRECTS = 8
 """How many ``models:/`` sources may point at other ``models:/`` URIs before we give up."""
@@ -118,60 +119,6 @@ def _download_run_artifacts(uri: str, dst: str | os.PathLike[str] | None) -> Pat
     return repo.download_artifacts(safe_relative_path(path), dst)
 
 
-def parse_runs_uri(uri: str) -> tuple[str, str]:
-    """``(run_id, path)`` of ``runs:/<run_id>/<path>`` (the path may be empty).
-
-    Raises:
-        InvalidParameterValue: for a URI that does not have that shape.
-    """
-    parts = urlsplit(uri)
-    body = parts.path.lstrip("/") if not parts.netloc else f"{parts.netloc}{parts.path}"
-    if parts.scheme != "runs" or parts.query or parts.fragment or not body:
-        raise InvalidParameterValue(
-            f"Invalid runs URI {uri!r}: expected runs:/<run_id>/<path inside the run>"
-        )
-    run_id, _, path = body.partition("/")
-    return run_id, path
-
-
-def parse_models_uri(uri: str) -> tuple[str, str, str]:
-    """``(name, kind, ref)`` of a ``models:/`` URI, where kind is ``"version"``, ``"alias"``,
-    ``"latest"``, ``"stage"`` or ``"model_id"``.
-
-    Raises:
-        InvalidParameterValue: for a URI that is none of the documented shapes.
-    """
-    from slipway.entities.registry import canonical_stage
-
-    bad = InvalidParameterValue(
-        f"Invalid models URI {uri!r}: expected models:/<name>/<version>, models:/<name>@<alias>,"
-        " models:/<name>/latest, models:/<name>/<stage> or models:/<model_id>"
-    )
-    if not uri.startswith("models:/") or "?" in uri or "#" in uri:
-        raise bad
-    body = uri[len("models:") :].lstrip("/")
-    if "@" in body:
-        name, _, alias = body.rpartition("@")
-        if not name or not alias or "/" in alias:
-            raise bad
-        return name, "alias", alias
-    name, sep, ref = body.rpartition("/")
-    if not sep:
-        if body.startswith("m-"):
-            return body, "model_id", body
-        raise bad
-    if not name or not ref:
-        raise bad
-    if ref.isdigit():
-        return name, "version", ref
-    if ref.lower() == "latest":
-        return name, "latest", ref
-    stage = canonical_stage(ref)
-    if stage is None:
-        raise bad
-    return name, "stage", stage
-
-
 def registered_model_source(uri: str) -> str:
     """Where the model a ``models:/`` URI names is stored (a URI to resolve in turn).
 
@@ -186,17 +133,7 @@ def registered_model_source(uri: str) -> str:
     if kind == "model_id":
         return _logged_model_location(ref)
     store = get_registry_store()
-    if kind == "alias":
-        version = store.get_model_version_by_alias(name, ref).version
-    elif kind == "version":
-        version = ref
-    else:
-        stages = [ref] if kind == "stage" else None
-        candidates = store.get_latest_versions(name, stages)
-        if not candidates:
-            where = f"in stage {ref!r}" if kind == "stage" else "at all"
-            raise ResourceDoesNotExist(f"Registered model {name!r} has no version {where}")
-        version = max(candidates, key=lambda mv: int(mv.version)).version
+    version = resolve_version(store, name, kind, ref).version
     return store.get_model_version_download_uri(name, version)
 
 

@@ -29,7 +29,8 @@ from slipway.entities.registry import (
     RequestStatus,
     TransitionRequest,
 )
-from slipway.registry.client import RegistryClient, parse_models_uri
+from slipway.registry.client import RegistryClient
+from slipway.registry.uris import parse_models_uri
 
 
 def _client() -> RegistryClient:

@@ -9,7 +9,6 @@ approval is about.
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Sequence
 
 from slipway.entities import PagedList
@@ -32,22 +31,8 @@ from slipway.registry.store.base import (
     SEARCH_REGISTERED_MODELS_DEFAULT,
     AbstractRegistryStore,
 )
+from slipway.registry.uris import parse_models_uri, parse_runs_uri, resolve_version, version_ref
 from slipway.tracking import uri as uris
-
-_MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>[^/@]+)|@(?P<alias>[^/@]+))$")
-_RUNS_URI = re.compile(r"^runs:/(?P<run_id>[^/]+)(?:/(?P<path>.*))?$")
-
-
-def parse_models_uri(uri: str) -> tuple[str, str | None, str | None]:
-    """``models:/name/3`` -> (name, "3", None); ``models:/name@alias`` -> (name, None, alias).
-    The version part may also be ``latest`` or a stage name."""
-    match = _MODELS_URI.match(uri.strip())
-    if not match:
-        raise InvalidParameterValue(
-            f"Not a model registry URI: {uri!r}. Use models:/<name>/<version>, "
-            "models:/<name>/<stage>, models:/<name>/latest or models:/<name>@<alias>"
-        )
-    return match["name"], match["version"], match["alias"]
 
 
 def _target(alias: str | None, stage: str | None) -> tuple[TransitionTarget, str]:
@@ -130,18 +115,21 @@ class RegistryClient:
         )
 
     def _source_of(self, model_uri: str) -> tuple[str, str | None]:
-        match = _RUNS_URI.match(model_uri.strip())
-        if match:
+        model_uri = model_uri.strip()
+        if model_uri.startswith("runs:"):
             from slipway.artifacts.paths import join_uri, safe_relative_path
             from slipway.tracking.uri import get_store
 
-            run = get_store(self.tracking_uri).get_run(match["run_id"])
-            rel = safe_relative_path(match["path"] or "")
+            run_id, path = parse_runs_uri(model_uri)
+            run = get_store(self.tracking_uri).get_run(run_id)
+            rel = safe_relative_path(path)
             root = run.info.artifact_uri
             return (join_uri(root, rel) if rel else root), run.info.run_id
-        if model_uri.startswith("models:/"):
-            name, version, alias = parse_models_uri(model_uri)
-            resolved = self.get_model_version(name, version=version, alias=alias)
+        if model_uri.startswith("models:"):
+            name, kind, ref = parse_models_uri(model_uri)
+            if kind == "model_id":
+                return model_uri, None  # the store resolves a logged model itself
+            resolved = resolve_version(self.store, name, kind, ref)
             return f"models:/{resolved.name}/{resolved.version}", resolved.run_id
         return model_uri, None
 
@@ -154,17 +142,13 @@ class RegistryClient:
         if version is None:
             raise InvalidParameterValue("Name a version or an alias")
         text = str(version)
-        if text.lower() == "latest" or canonical_stage(text):
-            stages = [] if text.lower() == "latest" else [str(canonical_stage(text))]
-            found = self.store.get_latest_versions(name, stages)
-            if not found:
-                raise ResourceDoesNotExist(f"No version of model {name!r} is in stage {text!r}")
-            return max(found, key=lambda mv: int(mv.version))
-        return self.store.get_model_version(name, text)
+        if text.isdigit() or not text.strip():
+            return self.store.get_model_version(name, text)  # the store's messages for bad ones
+        return resolve_version(self.store, name, *version_ref(text))
 
     def get_model_version_by_uri(self, model_uri: str) -> ModelVersion:
-        name, version, alias = parse_models_uri(model_uri)
-        return self.get_model_version(name, version=version, alias=alias)
+        """The version a ``models:/`` URI names now."""
+        return resolve_version(self.store, *parse_models_uri(model_uri))
 
     def update_model_version(
         self, name: str, version: str | int, description: str | None

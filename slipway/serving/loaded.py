@@ -48,18 +48,15 @@ def registry_version(uri: str, tracking_uri: str | None = None) -> ModelVersion 
         InvalidParameterValue: for a malformed ``models:/`` URI.
         ResourceDoesNotExist: for an unknown model, version or alias, or an empty stage.
     """
-    from slipway.models.uri import parse_models_uri
     from slipway.registry import RegistryClient
+    from slipway.registry.uris import parse_models_uri, resolve_version
 
     if not uri.startswith("models:"):
         return None
     name, kind, ref = parse_models_uri(uri)
     if kind == "model_id":
         return None
-    client = RegistryClient(tracking_uri)
-    if kind == "alias":
-        return client.get_model_version(name, alias=ref)
-    return client.get_model_version(name, version=ref)
+    return resolve_version(RegistryClient(tracking_uri).store, name, kind, ref)
 
 
 def download(uri: str, tracking_uri: str | None, dst: Path) -> tuple[Path, ModelVersion | None]:

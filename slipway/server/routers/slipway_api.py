@@ -53,13 +53,11 @@ from starlette.routing import BaseRoute, Route
 from slipway.entities.registry import (
     DeploymentStatus,
     LineageGraph,
-    ModelVersion,
     RequestStatus,
     TransitionTarget,
-    canonical_stage,
 )
-from slipway.exceptions import InvalidParameterValue, ResourceDoesNotExist
-from slipway.registry.client import parse_models_uri
+from slipway.exceptions import InvalidParameterValue
+from slipway.registry import uris
 from slipway.registry.store.base import AbstractRegistryStore
 from slipway.server import protocol as p
 from slipway.server import registry_json as j
@@ -124,14 +122,6 @@ def _optional_version(fields: p.Fields) -> str | None:
 # -- lineage roots --------------------------------------------------------------------------
 
 
-def _latest(store: AbstractRegistryStore, name: str, stage: str | None) -> ModelVersion:
-    versions = store.get_latest_versions(name, [stage] if stage else None)
-    if not versions:
-        where = f" in stage {stage!r}" if stage else ""
-        raise ResourceDoesNotExist(f"Registered model {name!r} has no version{where}")
-    return max(versions, key=lambda v: int(v.version))
-
-
 def resolve_version(
     store: AbstractRegistryStore, name: str, version: str | None, alias: str | None
 ) -> tuple[str, str]:
@@ -141,14 +131,7 @@ def resolve_version(
     assert version is not None
     if version.isdigit():
         return name, version
-    if version.lower() == "latest":
-        return name, _latest(store, name, None).version
-    stage = canonical_stage(version)
-    if stage is None:
-        raise InvalidParameterValue(
-            f"Invalid version {version!r}: use a number, 'latest', a stage or an alias"
-        )
-    return name, _latest(store, name, stage).version
+    return name, uris.resolve_version(store, name, *uris.version_ref(version)).version
 
 
 def lineage_of(store: AbstractRegistryStore, fields: p.Fields) -> LineageGraph:
@@ -164,11 +147,11 @@ def lineage_of(store: AbstractRegistryStore, fields: p.Fields) -> LineageGraph:
     if dataset:
         return store.get_dataset_lineage(dataset, fields.string("dataset_digest") or None)
     if uri:
-        name, version, alias = parse_models_uri(uri)
-    else:
-        version, alias = _optional_version(fields), fields.string("alias") or None
-        if (version is None) == (alias is None):
-            raise InvalidParameterValue("With 'name', give exactly one of 'version' or 'alias'")
+        found = uris.resolve_version(store, *uris.parse_models_uri(uri))
+        return store.get_model_version_lineage(found.name, found.version)
+    version, alias = _optional_version(fields), fields.string("alias") or None
+    if (version is None) == (alias is None):
+        raise InvalidParameterValue("With 'name', give exactly one of 'version' or 'alias'")
     name, number = resolve_version(store, name, version, alias)
     return store.get_model_version_lineage(name, number)
 
