@@ -26,6 +26,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from slipway.pipelines.store import clear_pipeline_store_cache
 from slipway.tracking import fluent
 from slipway.tracking import uri as uris
 from slipway.tracking.store.base import AbstractTrackingStore
@@ -250,4 +251,5 @@ def tracking_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
             if client._async is not None:
                 client._async.close()
         fluent._clients.clear()
+    clear_pipeline_store_cache()
     uris.clear_store_cache()

@@ -4,7 +4,7 @@ Routes come from one factory per resource in :mod:`slipway.server.routers`; each
 :class:`ServerContext` (the store, the artifact destination, the settings), so nothing reaches
 for a global. MLflow's tracking and model registry routes are served under both
 ``/api/2.0/mlflow`` and ``/ajax-api/2.0/mlflow``; Slipway's own (approvals, audit, deployments,
-lineage) under ``/api/2.0/slipway``.
+lineage, pipelines) under ``/api/2.0/slipway``.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from slipway.server.routers import (
     experiments,
     logged_models,
     metrics,
+    pipelines,
     registry,
     runs,
     slipway_api,
@@ -70,6 +71,8 @@ def create_app(
         Route("/health", health, methods=["GET"]),
         Route("/version", version, methods=["GET"]),
         *[Mount(prefix, routes=api) for prefix in API_PREFIXES],
+        # Before the Slipway mount, whose prefix would otherwise claim these paths.
+        Mount(pipelines.PREFIX, routes=pipelines.routes(ctx)),
         Mount(slipway_api.PREFIX, routes=slipway_api.routes(ctx)),
         *artifacts.top_level_routes(ctx),
     ]

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from slipway.artifacts import get_artifact_repository
 from slipway.artifacts.base import ArtifactRepository
 from slipway.artifacts.paths import join_uri, safe_relative_path
+from slipway.pipelines.store.base import AbstractPipelineStore
 from slipway.registry.store.base import AbstractRegistryStore
 from slipway.server.settings import ServerSettings
 from slipway.tracking import uri as uris
@@ -22,6 +23,7 @@ class ServerContext:
     store: AbstractTrackingStore
     artifacts_destination: str
     registry_store: AbstractRegistryStore
+    pipeline_store: AbstractPipelineStore
 
     @classmethod
     def from_settings(cls, settings: ServerSettings) -> ServerContext:
@@ -30,11 +32,12 @@ class ServerContext:
         root = settings.default_artifact_root or (
             f"{PROXY_SCHEME}:/" if settings.serve_artifacts else destination
         )
+        from slipway.pipelines.store.sql import SqlPipelineStore
         from slipway.registry.store.sql import SqlRegistryStore
         from slipway.tracking.store.sql import SqlTrackingStore
 
         store = SqlTrackingStore(db_uri, root)
-        return cls(settings, store, destination, SqlRegistryStore(store))
+        return cls(settings, store, destination, SqlRegistryStore(store), SqlPipelineStore(store))
 
     def destination_repository(self, path: str = "") -> ArtifactRepository:
         """The repository at ``<artifacts destination>/<path>`` (path checked)."""
@@ -51,5 +54,6 @@ class ServerContext:
         return get_artifact_repository(artifact_uri)
 
     def close(self) -> None:
+        self.pipeline_store.close()
         self.registry_store.close()
         self.store.close()
