@@ -22,7 +22,9 @@ from slipway.pipelines import types as ty
 from slipway.pipelines.component import (
     SINGLE_OUTPUT,
     Component,
+    ComponentSpec,
     InputSpec,
+    OutputSpec,
     StepOptions,
     make_options,
 )
@@ -335,10 +337,16 @@ def _holds_channel(value: Any) -> bool:
 
 
 def _unique_task_name(graph: PipelineGraph, base: str) -> str:
-    if base not in graph.tasks:
+    """``base``, or ``base-2``, ``base-3``, ... : free among tasks and groups (a nested
+    pipeline's group is named like a task)."""
+
+    def taken(name: str) -> bool:
+        return name in graph.tasks or name in graph.groups
+
+    if not taken(base):
         return base
     n = 2
-    while f"{base}-{n}" in graph.tasks:
+    while taken(f"{base}-{n}"):
         n += 1
     return f"{base}-{n}"
 
@@ -377,6 +385,46 @@ def add_task(component: Component, args: Sequence[Any], kwargs: Mapping[str, Any
     graph.tasks[name] = TaskNode(name, spec.name, builder.group, inputs, [], spec.options)
     builder.chains.pop(builder.group, None)
     return Task(name, component, builder)
+
+
+IMPORTER_OUTPUT = "artifact"
+
+
+def _importer_component(artifact_class: type[ty.Artifact]) -> Component:
+    """The built-in component behind :func:`importer` for one artifact class."""
+    cached = _IMPORTERS.get(artifact_class.__name__)
+    if cached is not None:
+        return cached
+
+    def importer_step(uri: str) -> None:
+        raise AssertionError("the executor imports artifacts itself")
+
+    art = ty.ArtifactType(artifact_class.__name__, "output")
+    spec = ComponentSpec(
+        name=f"importer-{artifact_class.__name__.lower()}",
+        inputs={"uri": InputSpec("uri", "parameter", param=ty.ParamType(ty.STRING))},
+        outputs={IMPORTER_OUTPUT: OutputSpec(IMPORTER_OUTPUT, "artifact", artifact=art)},
+        returns="none",
+        options=StepOptions(cache=False),
+        description=f"Brings an existing file or URI in as a {artifact_class.__name__}.",
+        kind="importer",
+    )
+    found = _IMPORTERS[artifact_class.__name__] = Component(importer_step, spec)
+    return found
+
+
+_IMPORTERS: dict[str, Component] = {}
+
+
+def importer(uri: Any, artifact_class: type[ty.Artifact] = ty.Dataset) -> Task:
+    """Bring an existing file, folder or URI (``s3://...``) into the pipeline as an artifact
+    (output ``artifact``). Its content digest is taken each run, so the steps that read it are
+    served from the cache only while its bytes stay the same."""
+    if not (isinstance(artifact_class, type) and issubclass(artifact_class, ty.Artifact)):
+        raise PipelineDefinitionError(
+            f"importer(): artifact_class must be an artifact class, got {artifact_class!r}"
+        )
+    return add_task(_importer_component(artifact_class), (), {"uri": uri})
 
 
 class Task:
@@ -812,6 +860,7 @@ __all__ = [
     "elif_",
     "else_",
     "exit_handler",
+    "importer",
     "parallel_for",
     "pipeline",
 ]
