@@ -25,6 +25,7 @@ from slipway.pipelines.dsl import (
     elif_,
     else_,
     exit_handler,
+    importer,
     parallel_for,
     pipeline,
 )
@@ -96,6 +97,7 @@ __all__ = [
     "elif_",
     "else_",
     "exit_handler",
+    "importer",
     "load_pipeline",
     "parallel_for",
     "pipeline",

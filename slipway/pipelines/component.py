@@ -281,9 +281,13 @@ class ComponentSpec:
     """``none``, ``single`` (one value named ``Output``) or ``namedtuple``."""
     options: StepOptions = field(default_factory=StepOptions)
     description: str = ""
+    kind: str = "python"
+    """``python`` (a function run in a step process) or ``importer`` (brings an existing file
+    or URI in as an artifact, in the executor itself)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "kind": self.kind,
             "name": self.name,
             "description": self.description,
             "inputs": {k: v.to_dict() for k, v in self.inputs.items()},
@@ -327,7 +331,9 @@ def _outputs_of(name: str, annotation: Any) -> tuple[str, dict[str, OutputSpec]]
     return "single", {SINGLE_OUTPUT: OutputSpec(SINGLE_OUTPUT, "parameter", param=parsed.param)}
 
 
-def build_spec(func: Callable[..., Any], name: str, options: StepOptions) -> ComponentSpec:
+def build_spec(
+    func: Callable[..., Any], name: str, options: StepOptions, with_returns: bool = True
+) -> ComponentSpec:
     """The :class:`ComponentSpec` of ``func``; INVALID_PARAMETER_VALUE naming the component and
     parameter for anything a pipeline could not pass."""
     if not _NAME.match(name):
@@ -369,7 +375,11 @@ def build_spec(func: Callable[..., Any], name: str, options: StepOptions) -> Com
         inputs[param.name] = InputSpec(
             param.name, "parameter", param=parsed.param, default=default, has_default=has_default
         )
-    returns, returned = _outputs_of(name, hints.get("return", inspect.Signature.empty))
+    returns, returned = (
+        _outputs_of(name, hints.get("return", inspect.Signature.empty))
+        if with_returns
+        else ("none", {})
+    )
     for out_name in returned:
         if out_name in outputs or out_name in inputs:
             raise InvalidParameterValue(

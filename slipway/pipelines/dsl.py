@@ -815,7 +815,7 @@ def _returned_channels(name: str, returned: Any) -> dict[str, Channel]:
 def _pipeline_parameters(func: Callable[..., Any], name: str) -> dict[str, InputSpec]:
     from slipway.pipelines.component import build_spec
 
-    spec = build_spec(func, name, StepOptions())
+    spec = build_spec(func, name, StepOptions(), with_returns=False)
     for key, value in spec.inputs.items():
         if value.kind != "parameter":
             raise PipelineDefinitionError(

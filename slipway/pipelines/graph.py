@@ -188,7 +188,7 @@ class PipelineGraph:
             if mark == 2:
                 return
             if mark == 1:
-                cycle = trail[trail.index(name) :] + [name]
+                cycle = [*trail[trail.index(name) :], name]
                 raise PipelineDefinitionError(
                     f"pipeline {self.name}: tasks form a cycle: {' -> '.join(cycle)}"
                 )
@@ -259,6 +259,7 @@ class PipelineGraph:
                 returns=spec["returns"],
                 options=StepOptions.from_dict(spec.get("options") or {}),
                 description=spec.get("description", ""),
+                kind=spec.get("kind", "python"),
             )
         graph.groups = {}
         for gid, g in (data.get("groups") or {}).items():
