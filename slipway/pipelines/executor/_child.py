@@ -59,6 +59,7 @@ class StepJob:
     payload: bytes
     workdir: str
     env: dict[str, str]
+    sys_path: list[str]
 
     def _bootstrap(self, parent_sentinel: int | None = None) -> int:
         """The entry point multiprocessing's fork server calls in the forked child; returns
@@ -99,12 +100,7 @@ def _redirect_output(workdir: str) -> None:
         target = os.open(os.path.join(workdir, name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(target, fd)
         os.close(target)
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            if stream is not None:
-                stream.flush()
-        except (OSError, ValueError):
-            pass
+    _flush_streams()  # whatever the fork server had buffered goes to the old target
     sys.stdout = io.TextIOWrapper(
         io.FileIO(1, "w", closefd=False),
         encoding="utf-8",
@@ -145,7 +141,7 @@ def _write_result(workdir: str, result: dict[str, Any]) -> None:
 
 def _flush_streams() -> None:
     for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # closed, or None
             stream.flush()
 
 

@@ -120,6 +120,9 @@ class Execution:
     # -- the loop -------------------------------------------------------------------------
 
     def execute(self) -> None:
+        from slipway.pipelines.executor.step import warm_up
+
+        warm_up()  # the fork server starts while the first steps are decided
         self._workroot = tempfile.mkdtemp(prefix=f"slipway-{self.run.run_id[:8]}-")
         running: dict[str, _Running] = {}
         try:
@@ -535,6 +538,8 @@ class Execution:
 
     def _cancel(self, running: dict[str, _Running], message: str = "cancelled") -> None:
         self.cancelled = True
+        for r in running.values():  # every step gets SIGTERM at once, then each is awaited
+            r.process.kill("cancel", wait=False)
         for r in list(running.values()):
             try:
                 r.process.kill("cancel")

@@ -146,7 +146,7 @@ class _ForkServerChild:
     def __init__(self, job: _child.StepJob) -> None:
         from multiprocessing import forkserver
 
-        preparation: dict[str, Any] = {"sys_path": list(sys.path)}
+        preparation: dict[str, Any] = {"sys_path": job.sys_path}
         with contextlib.suppress(OSError):  # a deleted working folder: the server's is used
             preparation["dir"] = os.getcwd()
         data = pickle.dumps(preparation)
@@ -195,7 +195,7 @@ class _SubprocessChild:
             argv,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            env={**job.env, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
+            env={**job.env, "PYTHONPATH": os.pathsep.join(p for p in job.sys_path if p)},
         )
         self.pid = self._popen.pid
         self.sentinel = os.pidfd_open(self.pid)
@@ -300,6 +300,21 @@ def _payload(spec: StepSpec) -> bytes:
     return data
 
 
+def _step_sys_path(spec: StepSpec) -> list[str]:
+    """This process's ``sys.path``, and last the folder of the component's file: modules beside
+    a pipeline file (``import helpers``) travel by name, and the loader took that folder off
+    ``sys.path`` again once the file was imported."""
+    path = list(sys.path)
+    func = spec.component.python_func
+    module = sys.modules.get(getattr(func, "__module__", "") or "")
+    file = getattr(module, "__file__", None) or func.__code__.co_filename
+    if file and os.path.isfile(file):
+        folder = os.path.dirname(os.path.abspath(file))
+        if folder not in path:
+            path.append(folder)
+    return path
+
+
 def _step_env(spec: StepSpec) -> dict[str, str]:
     env = dict(os.environ)
     env.update(spec.env)
@@ -322,7 +337,9 @@ def start_step(spec: StepSpec) -> StepProcess:
     for name in (_child.RESULT_FILE, _child.STDOUT_FILE, _child.STDERR_FILE):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(spec.workdir, name))
-    job = _child.StepJob(_payload(spec), os.path.abspath(spec.workdir), _step_env(spec))
+    job = _child.StepJob(
+        _payload(spec), os.path.abspath(spec.workdir), _step_env(spec), _step_sys_path(spec)
+    )
     started = time.monotonic()
     child: _Child
     child = _ForkServerChild(job) if _launcher() == "forkserver" else _SubprocessChild(job)
@@ -349,11 +366,26 @@ def _signal_group(pid: int, sig: int, leader_running: bool) -> None:
 
 
 def _group_alive(pid: int) -> bool:
+    """Whether a live process is left in group ``pid``. Zombies do not count: a container
+    whose first process never reaps them would keep a group "alive" for nothing."""
     try:
         os.killpg(pid, 0)
     except (ProcessLookupError, PermissionError):
         return False
-    return True
+    if not os.path.isdir("/proc/self"):
+        return True
+    with os.scandir("/proc") as entries:
+        for entry in entries:
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as stream:
+                    fields = stream.read().rsplit(b")", 1)[1].split()
+            except OSError:  # gone meanwhile
+                continue
+            if len(fields) > 2 and int(fields[2]) == pid and fields[0] not in (b"Z", b"X"):
+                return True
+    return False
 
 
 class StepProcess:
@@ -399,24 +431,29 @@ class StepProcess:
                 return None
             wait([self.sentinel], min(left, 0.05))
 
-    def kill(self, reason: str) -> None:
+    def kill(self, reason: str, wait: bool = True) -> None:
         """Stop the step: SIGTERM to its process group, SIGKILL to what is left after
         :data:`KILL_GRACE_SECONDS`. ``reason`` (``"timeout"`` or ``"cancel"``) shows in the
-        result. A step that had already ended keeps its own result."""
+        result. A step that had already ended keeps its own result.
+
+        ``wait=False`` only sends SIGTERM and returns, so that many steps can be told at once;
+        a later ``kill(reason)`` finishes the job, the grace counted from that SIGTERM."""
         if reason not in ("timeout", "cancel"):
             raise InvalidParameterValue(
                 f"kill reason must be 'timeout' or 'cancel', got {reason!r}"
             )
         if self._poll() is not None:
             return
-        if self._killed is None:
+        if self._killed is None or self._killed_at is None:
             self._killed, self._killed_at = reason, time.monotonic()
-        deadline = time.monotonic() + KILL_GRACE_SECONDS
-        _signal_group(self.pid, signal.SIGTERM, leader_running=True)
-        if self._wait(KILL_GRACE_SECONDS) is None:
+            _signal_group(self.pid, signal.SIGTERM, leader_running=True)
+        if not wait:
+            return
+        deadline = self._killed_at + KILL_GRACE_SECONDS
+        if self._wait(deadline - time.monotonic()) is None:
             _signal_group(self.pid, signal.SIGKILL, leader_running=True)
             self._wait(1.0)
-        while _group_alive(self.pid) and time.monotonic() < deadline:
+        while time.monotonic() < deadline and _group_alive(self.pid):
             time.sleep(0.02)  # what the step started gets the rest of the grace too
         self._kill_leftovers()
 
