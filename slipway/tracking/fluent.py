@@ -307,6 +307,21 @@ def flush() -> None:
     get_client().flush()
 
 
+def flush_open_clients() -> None:
+    """Write the buffered logs of every client already open, without opening a store (a
+    process about to exit that may never have logged anything)."""
+    with _clients_lock:
+        clients = list(_clients.values())
+    for client in clients:
+        client.flush()
+
+
+def push_active_run(run: ActiveRun) -> None:
+    """Make ``run`` the active run of this thread as it is, without asking the store (for a
+    process handed a run that another process created, such as a pipeline step)."""
+    _stack().append(run)
+
+
 # -- logging -------------------------------------------------------------------------------
 
 

@@ -300,7 +300,7 @@ class StepActiveRun(fluent.ActiveRun):
 def _activate_run(run_id: str) -> StepActiveRun:
     """Make the step's run the active run, without a store round trip."""
     active = StepActiveRun(run_id)
-    fluent._stack().append(active)
+    fluent.push_active_run(active)
     return active
 
 
@@ -312,10 +312,7 @@ def _close_logging(active_run: StepActiveRun, ok: bool) -> None:
         if top is None or top is active_run:
             break
         fluent.end_run(RunStatus.FINISHED if ok else RunStatus.FAILED)
-    with fluent._clients_lock:  # only clients that exist: flushing must not open a store
-        clients = list(fluent._clients.values())
-    for client in clients:
-        client.flush()
+    fluent.flush_open_clients()
 
 
 def execute(spec: Any) -> dict[str, Any]:
