@@ -9,7 +9,9 @@ from slipway.cli._output import CliState, SlipwayGroup
 from slipway.cli.experiments import experiments
 from slipway.cli.models import models
 from slipway.cli.models_env import predict_command as _predict  # noqa: F401 (registers)
+from slipway.cli.pipelines import pipelines
 from slipway.cli.runs import runs
+from slipway.cli.scheduler import scheduler
 from slipway.cli.serve import serve
 from slipway.cli.server import server
 
@@ -43,6 +45,8 @@ def cli(ctx: click.Context, tracking_uri: str | None) -> None:
       slipway runs show 1a2b3c4d --json
       slipway models list
       slipway models approve iris 3 --alias champion --comment ok
+      slipway pipelines run examples/pipelines/iris.py --param rows=500
+      slipway pipelines compile examples/pipelines/iris.py --format kfp -o iris.yaml
     """
     ctx.ensure_object(CliState).tracking_uri = tracking_uri
 
@@ -52,6 +56,8 @@ cli.add_command(runs)
 cli.add_command(models)
 cli.add_command(server)
 cli.add_command(serve)
+cli.add_command(pipelines)
+cli.add_command(scheduler)
 
 
 def main() -> None:

@@ -7,10 +7,14 @@ commands stay fast and work without the ``server`` extra installed.
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from slipway.cli._output import print_error
+
+if TYPE_CHECKING:
+    from slipway.pipelines.scheduler import Scheduler
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5000
@@ -48,6 +52,31 @@ def _check_store_uri(uri: str) -> None:
             "postgresql://... to keep its data in",
             param_hint="'--backend-store-uri'",
         )
+
+
+def scheduler_run_uri(
+    backend_store_uri: str, url: str, host: str, allowed_hosts: tuple[str, ...]
+) -> str:
+    """The tracking URI that scheduled runs record to: this server over loopback (so runs
+    get its artifact settings), or the store itself when the Host allow-list refuses
+    loopback names."""
+    from slipway.utils.uvicorn_run import probe_host
+
+    port = url.rsplit(":", 1)[-1]
+    local = probe_host(host)
+    name = f"[{local}]" if ":" in local else local
+    accepted = "*" in allowed_hosts or any(h in (name, f"{name}:{port}") for h in allowed_hosts)
+    return f"http://{name}:{port}" if accepted else backend_store_uri
+
+
+def start_scheduler(
+    backend_store_uri: str, url: str, host: str, allowed_hosts: tuple[str, ...]
+) -> Scheduler:
+    """The schedules' scheduler, polling the store in a thread of this (parent) process."""
+    from slipway.pipelines.scheduler import Scheduler
+
+    run_uri = scheduler_run_uri(backend_store_uri, url, host, allowed_hosts)
+    return Scheduler(backend_store_uri, run_tracking_uri=run_uri).start()
 
 
 @click.command("server")
@@ -113,6 +142,14 @@ def _check_store_uri(uri: str) -> None:
     "stream and are not limited.",
 )
 @click.option(
+    "--scheduler/--no-scheduler",
+    "run_scheduler",
+    default=True,
+    show_default=True,
+    help="Start the runs of due pipeline schedules from this server's process (several "
+    "servers over one store start each run once).",
+)
+@click.option(
     "--log-level",
     type=click.Choice(LOG_LEVELS, case_sensitive=False),
     default="info",
@@ -129,6 +166,7 @@ def server(
     serve_artifacts: bool,
     allowed_hosts: str | None,
     max_request_bytes: int,
+    run_scheduler: bool,
     log_level: str,
 ) -> None:
     """Run the tracking server: MLflow's REST API and artifact proxy over the store.
@@ -166,14 +204,22 @@ def server(
             err=True,
         )
 
+    schedulers: list[Scheduler] = []
+
     def ready(url: str) -> None:
         worker_text = f"{workers} worker{'s' if workers > 1 else ''}"
         click.echo(f"Slipway server ready on {url} ({worker_text}, store {backend_store_uri})")
         sys.stdout.flush()
+        if run_scheduler and not schedulers:
+            schedulers.append(start_scheduler(backend_store_uri, url, host, hosts))
 
-    status = serve(
-        settings, host=host, port=port, workers=workers, log_level=log_level, on_ready=ready
-    )
+    try:
+        status = serve(
+            settings, host=host, port=port, workers=workers, log_level=log_level, on_ready=ready
+        )
+    finally:
+        for running in schedulers:
+            running.stop()
     if status:
         print_error("the server stopped before it could serve; see the log above")
         raise click.exceptions.Exit(status)
