@@ -321,8 +321,10 @@ def run_command(
       slipway pipelines run flows.py:nightly --experiment nightly --no-cache
     """
     from slipway.pipelines import executor
+    from slipway.pipelines.executor.step import warm_up
     from slipway.pipelines.loader import absolute_source, check_params, load_pipeline, parse_params
 
+    warm_up()  # the step fork server boots while the pipeline file is imported
     pipeline = load_pipeline(source)
     values: dict[str, Any] = {}
     if params_json:

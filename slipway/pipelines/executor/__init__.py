@@ -29,6 +29,7 @@ from slipway.pipelines.executor.records import (
     text_value,
 )
 from slipway.pipelines.executor.runtime import Runtime, split_task_id
+from slipway.pipelines.executor.step import warm_up
 from slipway.pipelines.graph import PipelineGraph
 from slipway.pipelines.store import get_pipeline_store
 from slipway.tracking import uri as uris
@@ -120,6 +121,7 @@ def run(
     """
     if not isinstance(pipeline, Pipeline):
         raise InvalidParameterValue(f"run() takes a @pipeline, got {pipeline!r}")
+    warm_up()  # the fork server boots while the run is being recorded
     graph = pipeline.graph
     values = bind_parameters(graph, parameters)
     budget = Budget.of_machine(max_parallel)
@@ -182,6 +184,7 @@ def resume(
     the code take effect). ``from_step`` (a task name) also re-runs that task and what follows
     it, even if they succeeded; it may resume a run that succeeded.
     """
+    warm_up()
     uri = tracking_uri or uris.get_tracking_uri()
     store = get_pipeline_store(uri)
     tracking = uris.get_store(uri)

@@ -54,7 +54,7 @@ class NotYet(Exception):
     """A value is not known yet: what it comes from has not finished."""
 
 
-@dataclass
+@dataclass(eq=False)
 class Instance:
     task: str
     scope: Scope
