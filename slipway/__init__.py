@@ -53,13 +53,21 @@ __version__ = "0.1.0.dev0"
 _FLAVOR_ATTRIBUTES = frozenset({"lightgbm", "onnx", "pyfunc", "pytorch", "sklearn", "xgboost"})
 
 
+_SUBPACKAGE_ATTRIBUTES = frozenset({"pipelines", "training", "tuning"})
+
+
 def __getattr__(name: str) -> Any:
-    """``slipway.sklearn``, ``slipway.pyfunc``, ...: the flavor modules, imported on first use so
+    """``slipway.sklearn``, ``slipway.pyfunc``, ... (the flavor modules) and
+    ``slipway.pipelines``, ``slipway.training``, ``slipway.tuning``: imported on first use so
     that ``import slipway`` stays light."""
     if name in _FLAVOR_ATTRIBUTES:
         import importlib
 
         return importlib.import_module(f"slipway.flavors.{name}")
+    if name in _SUBPACKAGE_ATTRIBUTES:
+        import importlib
+
+        return importlib.import_module(f"slipway.{name}")
     raise AttributeError(f"module 'slipway' has no attribute {name!r}")
 
 

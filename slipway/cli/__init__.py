@@ -14,6 +14,8 @@ from slipway.cli.runs import runs
 from slipway.cli.scheduler import scheduler
 from slipway.cli.serve import serve
 from slipway.cli.server import server
+from slipway.cli.train import train
+from slipway.cli.ui import ui
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -58,6 +60,8 @@ cli.add_command(server)
 cli.add_command(serve)
 cli.add_command(pipelines)
 cli.add_command(scheduler)
+cli.add_command(train)
+cli.add_command(ui)
 
 
 def main() -> None:
