@@ -125,6 +125,11 @@ class StepOptions:
     env: tuple[tuple[str, str], ...] = ()
     packages: tuple[str, ...] = ()
     image: str | None = None
+    workers: int = 1
+    """Processes the step runs on, under the training launcher (``RANK``, ``WORLD_SIZE``, ...);
+    rank 0's return value and outputs are the step's."""
+    backend: str = "auto"
+    """The distributed backend when ``workers > 1``: ``auto``, ``gloo`` or ``nccl``."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -142,6 +147,8 @@ class StepOptions:
             "env": dict(self.env),
             "packages": list(self.packages),
             "image": self.image,
+            "workers": self.workers,
+            "backend": self.backend,
         }
 
     @classmethod
@@ -174,6 +181,8 @@ def make_options(
     env: Mapping[str, str] | None = None,
     packages: Sequence[str] | None = None,
     image: str | None = None,
+    workers: int | None = None,
+    backend: str | None = None,
 ) -> StepOptions:
     """``base`` (the defaults when None) with the options given, each checked."""
     options = base or StepOptions()
@@ -230,6 +239,16 @@ def make_options(
         changes["packages"] = tuple(packages)
     if image is not None:
         changes["image"] = str(image)
+    if workers is not None:
+        if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 1024:
+            raise InvalidParameterValue(f"workers must be an int from 1 to 1024, got {workers!r}")
+        changes["workers"] = workers
+    if backend is not None:
+        if backend not in ("auto", "gloo", "nccl"):
+            raise InvalidParameterValue(
+                f"backend must be 'auto', 'gloo' or 'nccl', got {backend!r}"
+            )
+        changes["backend"] = backend
     return replace(options, **changes) if changes else options
 
 
@@ -447,6 +466,8 @@ def component(
     env: Mapping[str, str] | None = None,
     packages: Sequence[str] = (),
     image: str | None = None,
+    workers: int = 1,
+    backend: str = "auto",
 ) -> Any:
     """Make ``func`` a pipeline component (as ``@component`` or ``@component(...)``).
 
@@ -466,6 +487,10 @@ def component(
         packages: pip requirements of the step (part of the cache key; installed by the
             container image on Kubeflow; locally they must be installed already).
         image: the container image on Kubeflow (``python:3.11`` by default).
+        workers: run the step as a distributed job on this many processes (PyTorch's elastic
+            agent, torchrun's environment; ``backend`` gloo, nccl or auto); its job run is a
+            child of the step's run and rank 0's return value is the step's output. ``cpu``
+            and ``gpu`` are per worker.
     """
 
     def decorate(fn: Callable[..., Any]) -> Component:
@@ -486,6 +511,8 @@ def component(
             env=env or {},
             packages=packages,
             image=image,
+            workers=workers,
+            backend=backend,
         )
         return Component(fn, build_spec(fn, name or fn.__name__, options))
 

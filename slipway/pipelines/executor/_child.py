@@ -315,6 +315,23 @@ def _close_logging(active_run: StepActiveRun, ok: bool) -> None:
     fluent.flush_open_clients()
 
 
+class DistributedStepFailed(RuntimeError):
+    """A worker of a distributed step failed (the message names the rank and its error)."""
+
+
+def _distributed(func: Any, kwargs: dict[str, Any], workers: int, backend: str) -> Any:
+    """Run ``func(**kwargs)`` on ``workers`` processes under the training launcher; its job
+    run becomes a child of the step's (active) run. Rank 0's return value is the result."""
+    from slipway import training
+
+    result = training.launch(func, workers=workers, backend=backend, kwargs=kwargs, quiet=True)
+    if not result.succeeded:
+        raise DistributedStepFailed(
+            f"rank {result.failed_rank} of {workers} failed: {result.error or result.status}"
+        )
+    return result.return_values.get(0)
+
+
 def execute(spec: Any) -> dict[str, Any]:
     """Run one attempt of ``spec`` (a ``StepSpec``) here; the result as a JSON dict.
 
@@ -345,7 +362,10 @@ def execute(spec: Any) -> dict[str, Any]:
         slots = arts.build_outputs(cspec, spec.output_uris, os.path.join(spec.workdir, "staging"))
         kwargs.update({name: slot.artifact for name, slot in slots.items()})
         in_component = True
-        value = func(**kwargs)
+        if cspec.options.workers > 1:
+            value = _distributed(func, kwargs, cspec.options.workers, cspec.options.backend)
+        else:
+            value = func(**kwargs)
         in_component = False
         result["parameters"] = check_returns(cspec, value)
         result["artifacts"] = {

@@ -56,19 +56,26 @@ class Budget:
         """INVALID_PARAMETER_VALUE naming the first task that could never fit."""
         for name, task in graph.tasks.items():
             opts = task.options
-            if opts.cpu is not None and opts.cpu > self.cpu:
+            cpu = _cpu_of(opts)
+            if cpu > self.cpu:
                 raise InvalidParameterValue(
-                    f"task {name} asks for {opts.cpu:g} CPUs; this machine has {self.cpu:g}"
+                    f"task {name} asks for {cpu:g} CPUs; this machine has {self.cpu:g}"
                 )
             if opts.memory is not None and opts.memory > self.memory:
                 raise InvalidParameterValue(
                     f"task {name} asks for {opts.memory / 2**30:.1f} GiB of memory; this "
                     f"machine has {self.memory / 2**30:.1f} GiB"
                 )
-            if opts.gpu > self.gpu:
+            if opts.gpu * opts.workers > self.gpu:
                 raise InvalidParameterValue(
-                    f"task {name} asks for {opts.gpu} GPU(s); this machine has {self.gpu}"
+                    f"task {name} asks for {opts.gpu * opts.workers} GPU(s); this machine has "
+                    f"{self.gpu}"
                 )
+
+
+def _cpu_of(opts: StepOptions) -> float:
+    """Cores a step holds while it runs: its ``cpu`` (1 when unset) per worker."""
+    return (opts.cpu if opts.cpu is not None else 1.0) * opts.workers
 
 
 def _gpu_count() -> int:
@@ -211,13 +218,14 @@ class Execution:
         if budget.max_parallel is not None and len(running) >= budget.max_parallel:
             return False
         opts = self._options(inst)
-        cpu = opts.cpu if opts.cpu is not None else 1.0
+        cpu = _cpu_of(opts)
         used_cpu = sum(r.cpu for r in running.values())
         if running and used_cpu + cpu > budget.cpu + 1e-9:
             return False
         if opts.memory and sum(r.memory for r in running.values()) + opts.memory > budget.memory:
             return False
-        if opts.gpu and sum(r.gpu for r in running.values()) + opts.gpu > budget.gpu:
+        gpu = opts.gpu * opts.workers
+        if gpu and sum(r.gpu for r in running.values()) + gpu > budget.gpu:
             return False
         return self._loop_allows(inst)
 
@@ -368,9 +376,9 @@ class Execution:
             process,
             step,
             artifact_uri,
-            opts.cpu if opts.cpu is not None else 1.0,
+            _cpu_of(opts),
             opts.memory or 0,
-            opts.gpu,
+            opts.gpu * opts.workers,
             deadline,
             time.monotonic(),
         )
