@@ -4,7 +4,7 @@ Routes come from one factory per resource in :mod:`slipway.server.routers`; each
 :class:`ServerContext` (the store, the artifact destination, the settings), so nothing reaches
 for a global. MLflow's tracking and model registry routes are served under both
 ``/api/2.0/mlflow`` and ``/ajax-api/2.0/mlflow``; Slipway's own (approvals, audit, deployments,
-lineage, pipelines) under ``/api/2.0/slipway``.
+lineage, pipelines, tuning) under ``/api/2.0/slipway``.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from slipway.server.routers import (
     registry,
     runs,
     slipway_api,
+    tuning,
 )
 from slipway.server.settings import ServerSettings
 from slipway.utils.asgi import AllowedHostsMiddleware
@@ -73,11 +74,16 @@ def create_app(
         *[Mount(prefix, routes=api) for prefix in API_PREFIXES],
         # Before the Slipway mount, whose prefix would otherwise claim these paths.
         Mount(pipelines.PREFIX, routes=pipelines.routes(ctx)),
+        Mount(tuning.PREFIX, routes=tuning.routes(ctx)),
         Mount(slipway_api.PREFIX, routes=slipway_api.routes(ctx)),
         *artifacts.top_level_routes(ctx),
     ]
+    from slipway import ui  # the pages import Jinja2 only when the app is built
+
+    ui_routes = ui.routes(ctx)
     if settings.serve_artifacts:
         routes.append(Mount(ARTIFACT_PROXY_PREFIX, routes=artifacts.proxy_routes(ctx)))
+    routes.extend(ui_routes)  # last: the pages live at the root
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:

@@ -13,6 +13,7 @@ from slipway.registry.store.base import AbstractRegistryStore
 from slipway.server.settings import ServerSettings
 from slipway.tracking import uri as uris
 from slipway.tracking.store.base import AbstractTrackingStore
+from slipway.tuning.store.base import AbstractTuningStore
 
 PROXY_SCHEME = "mlflow-artifacts"
 
@@ -24,6 +25,7 @@ class ServerContext:
     artifacts_destination: str
     registry_store: AbstractRegistryStore
     pipeline_store: AbstractPipelineStore
+    tuning_store: AbstractTuningStore
 
     @classmethod
     def from_settings(cls, settings: ServerSettings) -> ServerContext:
@@ -35,9 +37,17 @@ class ServerContext:
         from slipway.pipelines.store.sql import SqlPipelineStore
         from slipway.registry.store.sql import SqlRegistryStore
         from slipway.tracking.store.sql import SqlTrackingStore
+        from slipway.tuning.store.sql import SqlTuningStore
 
         store = SqlTrackingStore(db_uri, root)
-        return cls(settings, store, destination, SqlRegistryStore(store), SqlPipelineStore(store))
+        return cls(
+            settings,
+            store,
+            destination,
+            SqlRegistryStore(store),
+            SqlPipelineStore(store),
+            SqlTuningStore(store),
+        )
 
     def destination_repository(self, path: str = "") -> ArtifactRepository:
         """The repository at ``<artifacts destination>/<path>`` (path checked)."""
@@ -54,6 +64,7 @@ class ServerContext:
         return get_artifact_repository(artifact_uri)
 
     def close(self) -> None:
+        self.tuning_store.close()
         self.pipeline_store.close()
         self.registry_store.close()
         self.store.close()

@@ -25,7 +25,7 @@ from sqlalchemy.pool import StaticPool
 
 from slipway.exceptions import InvalidParameterValue, TemporarilyUnavailable
 
-SCHEMA_HEAD = "0005"
+SCHEMA_HEAD = "0006"
 """The newest migration; a test checks that it matches the Alembic scripts."""
 
 _SQLITE_BUSY_TIMEOUT_MS = 120_000
