@@ -62,6 +62,7 @@ from slipway.exceptions import (
 )
 from slipway.tracking import uri as uris
 from slipway.tracking.client import SlipwayClient, now_ms
+from slipway.tracking.fluent import ActiveRun
 from slipway.tuning.launcher import TrialProcess, warm_up
 from slipway.tuning.results import (
     FAIL_REASON_ATTR,
@@ -93,6 +94,13 @@ READ_INTERVAL = 0.25
 moments it needs them (see :class:`~slipway.tuning.journal.StoreJournalBackend`)."""
 
 TrialCallback = Callable[[TrialResult], None]
+
+
+def _active_parent() -> ActiveRun | None:
+    """The active fluent run of this thread (a study started inside one is its child)."""
+    from slipway.tracking import fluent
+
+    return fluent.active_run()
 
 
 @dataclass
@@ -247,6 +255,9 @@ class Coordinator:
                 found = self.client.get_experiment_by_name(name)
                 assert found is not None
                 return found.experiment_id
+        parent = _active_parent()
+        if parent is not None:
+            return str(parent.info.experiment_id)
         return os.environ.get("SLIPWAY_EXPERIMENT_ID") or "0"
 
     def _open_record(self) -> StudyRecord:
@@ -270,6 +281,9 @@ class Coordinator:
         experiment_id = self._experiment()
         spec = self.spec
         tags = {STUDY_TAG: self.name, "mlflow.source.type": "LOCAL"}
+        parent = _active_parent()
+        if parent is not None:  # a study inside a run (a pipeline step): nested under it
+            tags[PARENT_RUN_TAG] = parent.info.run_id
         run = self.client.create_run(experiment_id, tags=tags, run_name=self.name)
         run_id = run.info.run_id
         params = [
