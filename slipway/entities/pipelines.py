@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-class PipelineRunStatus(str, enum.Enum):
+class PipelineRunStatus(enum.StrEnum):
     QUEUED = "QUEUED"
     RUNNING = "RUNNING"
     SUCCEEDED = "SUCCEEDED"
@@ -31,16 +31,13 @@ class PipelineRunStatus(str, enum.Enum):
     def terminal(self) -> bool:
         return self in _TERMINAL_RUN
 
-    def __str__(self) -> str:
-        return self.value
-
 
 _TERMINAL_RUN = frozenset(
     {PipelineRunStatus.SUCCEEDED, PipelineRunStatus.FAILED, PipelineRunStatus.CANCELLED}
 )
 
 
-class StepStatus(str, enum.Enum):
+class StepStatus(enum.StrEnum):
     QUEUED = "QUEUED"
     RUNNING = "RUNNING"
     RETRYING = "RETRYING"
@@ -61,9 +58,6 @@ class StepStatus(str, enum.Enum):
     def done_ok(self) -> bool:
         """Finished with outputs that downstream steps can use."""
         return self in (StepStatus.SUCCEEDED, StepStatus.CACHED)
-
-    def __str__(self) -> str:
-        return self.value
 
 
 _TERMINAL_STEP = frozenset(
