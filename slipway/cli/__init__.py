@@ -16,6 +16,7 @@ from slipway.cli.serve import serve
 from slipway.cli.server import server
 from slipway.cli.train import train
 from slipway.cli.tune import tune
+from slipway.cli.ui import ui
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -62,6 +63,7 @@ cli.add_command(pipelines)
 cli.add_command(scheduler)
 cli.add_command(tune)
 cli.add_command(train)
+cli.add_command(ui)
 
 
 def main() -> None:

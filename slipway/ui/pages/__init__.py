@@ -6,7 +6,16 @@ from starlette.responses import RedirectResponse
 from starlette.routing import BaseRoute, Route
 
 from slipway.server.context import ServerContext
-from slipway.ui.pages import experiments
+from slipway.ui.pages import (
+    approvals,
+    compare,
+    experiments,
+    models,
+    pipelines,
+    run,
+    run_artifacts,
+    runs,
+)
 
 
 def routes(ctx: ServerContext) -> list[BaseRoute]:
@@ -16,6 +25,13 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
     return [
         Route("/", home, methods=["GET"]),
         *experiments.routes(ctx),
+        *runs.routes(ctx),
+        *run.routes(ctx),
+        *run_artifacts.routes(ctx),
+        *compare.routes(ctx),
+        *models.routes(ctx),
+        *approvals.routes(ctx),
+        *pipelines.routes(ctx),
     ]
 
 
