@@ -34,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from slipway.entities import Experiment, Run, ViewType
+from slipway.entities import Experiment, PagedList, Run, ViewType
 from slipway.exceptions import (
     InvalidFilter,
     InvalidParameterValue,
@@ -44,6 +44,7 @@ from slipway.exceptions import (
 from slipway.server.context import ServerContext
 from slipway.tracking import search
 from slipway.tracking.store.base import AbstractTrackingStore
+from slipway.tracking.store.sql import SqlTrackingStore
 from slipway.ui.links import Linker
 from slipway.ui.render import error_page, render
 
@@ -248,20 +249,24 @@ def _search(store: AbstractTrackingStore, request: Request, experiments: list[Ex
         if view not in VIEWS:
             raise InvalidParameterValue(f"view must be active, deleted or all, got {view!r}")
         order = [table.sort.clause()] if table.sort and table.sort.key != DURATION else None
-        page = store.search_runs(
+        chosen = params.getlist("cols")
+        columns = parse_columns(chosen) if chosen else None
+        page, metric_keys = _search_page(
+            store,
             [e.experiment_id for e in experiments],
             params.get("filter") or None,
             VIEWS[view],
             size,
             order,
             params.get("page_token") or None,
+            columns,
         )
     except SlipwayError as exc:
         table.error = exc.message
         return table
     table.keys = _keys(page)
-    chosen = params.getlist("cols")
-    table.columns = parse_columns(chosen) if chosen else _default_columns(table.keys)
+    table.keys.metrics = metric_keys
+    table.columns = columns if columns is not None else _default_columns(table.keys)
     table.rows = _rows(page, table.columns)
     if table.sort is not None and table.sort.key == DURATION:
         table.rows = _sort_by_duration(table.rows, table.sort.ascending)
@@ -271,6 +276,32 @@ def _search(store: AbstractTrackingStore, request: Request, experiments: list[Ex
             row.experiment = by_id.get(row.run.info.experiment_id)
     table.next_token = page.token
     return table
+
+
+def _search_page(
+    store: AbstractTrackingStore,
+    experiment_ids: list[str],
+    filter_string: str | None,
+    view: ViewType,
+    size: int,
+    order: list[str] | None,
+    page_token: str | None,
+    columns: list[Column] | None,
+) -> tuple[PagedList[Run], list[str]]:
+    """One page of runs, holding only the latest metrics the table shows, and every metric key
+    the page's runs have (a SQL store fetches just those; another store is searched plainly)."""
+
+    def pick(metric_keys: list[str]) -> set[str]:
+        if columns is not None:
+            return {c.key for c in columns if c.kind == "metrics"}
+        return set(metric_keys[:DEFAULT_COLUMNS])
+
+    if isinstance(store, SqlTrackingStore):
+        return store.search_runs_for_table(
+            experiment_ids, filter_string, view, size, order, page_token, pick
+        )
+    page = store.search_runs(experiment_ids, filter_string, view, size, order, page_token)
+    return page, _keys(page).metrics
 
 
 def _page(request: Request, store: AbstractTrackingStore, ids: list[str]) -> Response | Table:

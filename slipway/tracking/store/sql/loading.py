@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Row, select
@@ -60,26 +60,44 @@ def run_info_from_row(row: Row[Any]) -> RunInfo:
     )
 
 
-def load_runs(conn: Connection, run_ids: Sequence[str]) -> list[Run]:
-    """Full runs (info, latest metrics, params, tags, inputs) in the order of ``run_ids``."""
+def load_runs(
+    conn: Connection, run_ids: Sequence[str], metric_keys: Collection[str] | None = None
+) -> list[Run]:
+    """Full runs (info, latest metrics, params, tags, inputs) in the order of ``run_ids``;
+    with ``metric_keys``, only those latest metrics (a table of runs that each have a thousand
+    metrics shows a few of them)."""
     found: dict[str, Run] = {}
     for part in chunks(run_ids):
         for row in conn.execute(select(runs).where(runs.c.run_uuid.in_(part))):
             found[row.run_uuid] = Run(
                 info=run_info_from_row(row), data=RunData(), inputs=RunInputs()
             )
-        for row in conn.execute(
-            select(latest).where(latest.c.run_uuid.in_(part)).order_by(latest.c.key)
-        ):
-            found[row.run_uuid].data.metric_records.append(
-                Metric(row.key, metric_value(row.value, row.is_nan), row.timestamp, row.step)
-            )
+        metrics_query = select(latest).where(latest.c.run_uuid.in_(part))
+        if metric_keys is not None:
+            metrics_query = metrics_query.where(latest.c.key.in_(list(metric_keys)))
+        if metric_keys is None or metric_keys:
+            for row in conn.execute(metrics_query.order_by(latest.c.key)):
+                found[row.run_uuid].data.metric_records.append(
+                    Metric(row.key, metric_value(row.value, row.is_nan), row.timestamp, row.step)
+                )
         for table, attr in ((params, "params"), (tags, "tags")):
             query = select(table.c.run_uuid, table.c.key, table.c.value)
             for row in conn.execute(query.where(table.c.run_uuid.in_(part)).order_by(table.c.key)):
                 getattr(found[row.run_uuid].data, attr)[row.key] = row.value
         _load_inputs(conn, part, found)
     return [found[run_id] for run_id in run_ids if run_id in found]
+
+
+def latest_metric_keys(conn: Connection, run_ids: Sequence[str]) -> list[str]:
+    """Every metric key that one of ``run_ids`` has logged, sorted."""
+    keys: set[str] = set()
+    for part in chunks(run_ids):
+        keys.update(
+            conn.execute(select(latest.c.key).where(latest.c.run_uuid.in_(part)).distinct())
+            .scalars()
+            .all()
+        )
+    return sorted(keys)
 
 
 def _load_inputs(conn: Connection, run_ids: Sequence[str], found: dict[str, Run]) -> None:

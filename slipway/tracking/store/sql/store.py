@@ -6,10 +6,10 @@ import contextlib
 import math
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, Select, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from slipway.artifacts.paths import join_uri, validate_artifact_root
@@ -43,6 +43,7 @@ from slipway.tracking.store.sql import writes
 from slipway.tracking.store.sql.history import raw_rows, sampled_history
 from slipway.tracking.store.sql.loading import (
     load_experiments,
+    latest_metric_keys,
     load_runs,
     run_info_from_row,
 )
@@ -668,6 +669,54 @@ class SqlTrackingStore(AbstractTrackingStore, SqlLoggedModelMixin):
         order_by: Sequence[str] | None = None,
         page_token: str | None = None,
     ) -> PagedList[Run]:
+        query, offset = self._run_page_query(
+            experiment_ids, filter_string, run_view_type, max_results, order_by, page_token
+        )
+        if query is None:
+            return PagedList([], None)
+        with self._read() as conn:
+            ids = list(conn.execute(query).scalars())
+            page = load_runs(conn, ids[:max_results])
+        token = search.encode_page_token(offset + max_results) if len(ids) > max_results else None
+        return PagedList(page, token)
+
+    def search_runs_for_table(
+        self,
+        experiment_ids: Sequence[str],
+        filter_string: str | None,
+        run_view_type: ViewType,
+        max_results: int,
+        order_by: Sequence[str] | None,
+        page_token: str | None,
+        pick_metrics: Callable[[list[str]], Collection[str]],
+    ) -> tuple[PagedList[Run], list[str]]:
+        """:meth:`search_runs` for a table that shows a few of many metrics: every metric key
+        the page's runs have, and the runs with only the latest metrics that
+        ``pick_metrics(keys)`` chooses (a page of 100 runs with 1,000 metrics each would
+        otherwise build 100,000 of them)."""
+        query, offset = self._run_page_query(
+            experiment_ids, filter_string, run_view_type, max_results, order_by, page_token
+        )
+        if query is None:
+            return PagedList([], None), []
+        with self._read() as conn:
+            ids = list(conn.execute(query).scalars())
+            metric_keys = latest_metric_keys(conn, ids[:max_results])
+            page = load_runs(conn, ids[:max_results], set(pick_metrics(metric_keys)))
+        token = search.encode_page_token(offset + max_results) if len(ids) > max_results else None
+        return PagedList(page, token), metric_keys
+
+    def _run_page_query(
+        self,
+        experiment_ids: Sequence[str],
+        filter_string: str | None,
+        run_view_type: ViewType,
+        max_results: int,
+        order_by: Sequence[str] | None,
+        page_token: str | None,
+    ) -> tuple[Select[Any] | None, int]:
+        """The query for one page of run ids (one more than ``max_results``, to know whether
+        another page follows) and its offset; None when no experiment is named."""
         view_type = ViewType.parse(run_view_type)
         v.validate_max_results(max_results, v.MAX_SEARCH_RESULTS)
         if isinstance(experiment_ids, str):
@@ -677,18 +726,13 @@ class SqlTrackingStore(AbstractTrackingStore, SqlLoggedModelMixin):
         orders = search.parse_order_by(list(order_by or []))
         offset = search.decode_page_token(page_token)
         if not keys:
-            return PagedList([], None)
+            return None, offset
         query = select(q.runs.c.run_uuid).where(
             q.runs.c.experiment_id.in_(keys),
             q.runs.c.lifecycle_stage.in_([str(s) for s in view_type.stages()]),
             *[run_filter_clause(c) for c in clauses],
         )
-        query = apply_run_order(query, orders).offset(offset).limit(max_results + 1)
-        with self._read() as conn:
-            ids = list(conn.execute(query).scalars())
-            page = load_runs(conn, ids[:max_results])
-        token = search.encode_page_token(offset + max_results) if len(ids) > max_results else None
-        return PagedList(page, token)
+        return apply_run_order(query, orders).offset(offset).limit(max_results + 1), offset
 
 
 # ---------------------------------------------------------------------------------------------
