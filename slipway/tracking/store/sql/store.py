@@ -42,8 +42,8 @@ from slipway.tracking.store.sql import query as q
 from slipway.tracking.store.sql import writes
 from slipway.tracking.store.sql.history import raw_rows, sampled_history
 from slipway.tracking.store.sql.loading import (
-    load_experiments,
     latest_metric_keys,
+    load_experiments,
     load_runs,
     run_info_from_row,
 )
