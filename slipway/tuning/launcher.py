@@ -28,6 +28,7 @@ from typing import Any
 
 from slipway.exceptions import InvalidParameterValue
 from slipway.tuning.worker import TrialJob
+from slipway.utils.forkserver import PreloadedForkServer, choose_launcher, close_fd
 
 LAUNCHER_ENV = "SLIPWAY_TRIAL_LAUNCHER"
 """``forkserver`` (the default where the platform has one) or ``subprocess``."""
@@ -47,42 +48,18 @@ PRELOAD = (
 )
 """What the fork server imports once, so that no trial pays for it."""
 
-_server_lock = threading.Lock()
-_fork_server: Any = None
-
-
-def _close_fd(fd: int) -> None:
-    with contextlib.suppress(OSError):
-        os.close(fd)
+_FORK_SERVER = PreloadedForkServer(PRELOAD)
+_start_lock = threading.Lock()
+"""Held while the fork server starts with the study's settings in the environment."""
 
 
 def _server() -> Any:
-    global _fork_server
-    with _server_lock:
-        if _fork_server is None:
-            from multiprocessing import forkserver
-
-            server = forkserver.ForkServer()
-            server.set_forkserver_preload(list(PRELOAD))
-            _fork_server = server
-        return _fork_server
+    return _FORK_SERVER.get()
 
 
 def launcher() -> str:
-    chosen = os.environ.get(LAUNCHER_ENV, "").strip().lower()
-    if chosen in ("", "forkserver"):
-        import multiprocessing
-
-        return (
-            "forkserver"
-            if "forkserver" in multiprocessing.get_all_start_methods()
-            else ("subprocess")
-        )
-    if chosen == "subprocess":
-        return chosen
-    raise InvalidParameterValue(
-        f"{LAUNCHER_ENV} must be 'forkserver' or 'subprocess', got {chosen!r}"
-    )
+    """``forkserver`` or ``subprocess``: how trials start (see :data:`LAUNCHER_ENV`)."""
+    return choose_launcher(LAUNCHER_ENV)
 
 
 def warm_up(tracking_uri: str | None = None, study_name: str | None = None) -> None:
@@ -94,7 +71,7 @@ def warm_up(tracking_uri: str | None = None, study_name: str | None = None) -> N
     from slipway.tuning import _preload
 
     server = _server()
-    with _server_lock:
+    with _start_lock:
         saved = {k: os.environ.get(k) for k in (_preload.URI_ENV, _preload.STUDY_ENV)}
         try:  # the fork server takes this process's environment when it starts
             if tracking_uri:
@@ -127,7 +104,7 @@ class TrialProcess:
             data += pickle.dumps(job)
             status_r, data_w = _server().connect_to_new_process([])
             self.sentinel = status_r
-            self._finalizer = weakref.finalize(self, _close_fd, status_r)
+            self._finalizer = weakref.finalize(self, close_fd, status_r)
             try:
                 with open(data_w, "wb", closefd=True) as stream:
                     stream.write(data)
@@ -147,7 +124,7 @@ class TrialProcess:
             )
             self.pid = self._popen.pid
             self.sentinel = os.pidfd_open(self.pid)
-            self._finalizer = weakref.finalize(self, _close_fd, self.sentinel)
+            self._finalizer = weakref.finalize(self, close_fd, self.sentinel)
 
     def poll(self) -> int | None:
         """The exit status once the process ended (``-signal`` when killed), else None."""

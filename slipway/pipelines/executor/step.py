@@ -49,6 +49,7 @@ from slipway.exceptions import (
 )
 from slipway.pipelines.component import Component
 from slipway.pipelines.executor import _child
+from slipway.utils.forkserver import PreloadedForkServer, choose_launcher, close_fd
 
 LAUNCHER_ENV = "SLIPWAY_STEP_LAUNCHER"
 """``forkserver`` (the default where the platform has one) or ``subprocess``."""
@@ -134,11 +135,6 @@ class _Child(Protocol):
     def close(self) -> None: ...
 
 
-def _close_fd(fd: int) -> None:
-    with contextlib.suppress(OSError):
-        os.close(fd)
-
-
 class _ForkServerChild:
     """A child of the fork server. Its pid comes first on the status pipe, its exit status
     (``-signal`` when killed) later; the pipe's read end is the sentinel."""
@@ -153,7 +149,7 @@ class _ForkServerChild:
         data += pickle.dumps(job)
         status_r, data_w = _server().connect_to_new_process([])
         self.sentinel = status_r
-        self._finalizer = weakref.finalize(self, _close_fd, status_r)
+        self._finalizer = weakref.finalize(self, close_fd, status_r)
         try:
             with open(data_w, "wb", closefd=True) as stream:
                 stream.write(data)
@@ -199,7 +195,7 @@ class _SubprocessChild:
         )
         self.pid = self._popen.pid
         self.sentinel = os.pidfd_open(self.pid)
-        self._finalizer = weakref.finalize(self, _close_fd, self.sentinel)
+        self._finalizer = weakref.finalize(self, close_fd, self.sentinel)
 
     def poll(self) -> int | None:
         return self._popen.poll()
@@ -208,37 +204,17 @@ class _SubprocessChild:
         self._finalizer()
 
 
-_server_lock = threading.Lock()
-_fork_server: Any = None
+_FORK_SERVER = PreloadedForkServer(PRELOAD)
+"""This process's fork server for steps (its own, apart from multiprocessing's shared one, so
+that its preloaded modules are ours)."""
 
 
 def _server() -> Any:
-    """This process's fork server for steps (its own, apart from multiprocessing's shared
-    one, so that its preloaded modules are ours)."""
-    global _fork_server
-    with _server_lock:
-        if _fork_server is None:
-            from multiprocessing import forkserver
-
-            server = forkserver.ForkServer()
-            server.set_forkserver_preload(list(PRELOAD))
-            _fork_server = server
-        return _fork_server
+    return _FORK_SERVER.get()
 
 
 def _launcher() -> str:
-    chosen = os.environ.get(LAUNCHER_ENV, "").strip().lower()
-    if chosen in ("", "forkserver"):
-        import multiprocessing
-
-        if "forkserver" in multiprocessing.get_all_start_methods():
-            return "forkserver"
-        return "subprocess"
-    if chosen == "subprocess":
-        return "subprocess"
-    raise InvalidParameterValue(
-        f"{LAUNCHER_ENV} must be 'forkserver' or 'subprocess', got {chosen!r}"
-    )
+    return choose_launcher(LAUNCHER_ENV)
 
 
 def warm_up() -> None:

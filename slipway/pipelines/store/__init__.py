@@ -9,42 +9,38 @@ URI gives a :class:`~slipway.pipelines.store.rest.RestPipelineStore` talking to
 
 from __future__ import annotations
 
-import threading
+from typing import TYPE_CHECKING
 
 from slipway.pipelines.store.base import AbstractPipelineStore
-from slipway.tracking import uri as uris
+from slipway.tracking.store.beside import StoresBeside
 
-_stores: dict[str, AbstractPipelineStore] = {}
-_lock = threading.Lock()
+if TYPE_CHECKING:
+    from slipway.tracking.store.sql import SqlTrackingStore
+
+
+def _rest(url: str) -> AbstractPipelineStore:
+    from slipway.pipelines.store.rest import RestPipelineStore
+
+    return RestPipelineStore(url)
+
+
+def _sql(tracking: SqlTrackingStore) -> AbstractPipelineStore:
+    from slipway.pipelines.store.sql import SqlPipelineStore
+
+    return SqlPipelineStore(tracking)
+
+
+_STORES: StoresBeside[AbstractPipelineStore] = StoresBeside(_rest, _sql)
 
 
 def get_pipeline_store(uri: str | None = None) -> AbstractPipelineStore:
     """The (cached) pipeline store for ``uri`` or for the tracking URI in effect."""
-    db_uri, artifact_root = uris.resolve(uri or uris.get_tracking_uri())
-    key = f"{db_uri}\n{artifact_root}"
-    with _lock:
-        store = _stores.get(key)
-        if store is None:
-            if db_uri.split("://", 1)[0].lower() in ("http", "https"):
-                from slipway.pipelines.store.rest import RestPipelineStore
-
-                store = _stores[key] = RestPipelineStore(db_uri)
-            else:
-                from slipway.pipelines.store.sql import SqlPipelineStore
-                from slipway.tracking.store.sql import SqlTrackingStore
-
-                tracking = uris.get_store(uri)
-                assert isinstance(tracking, SqlTrackingStore)
-                store = _stores[key] = SqlPipelineStore(tracking)
-        return store
+    return _STORES.get(uri)
 
 
 def clear_pipeline_store_cache() -> None:
     """Close and forget every cached pipeline store (tests use this)."""
-    with _lock:
-        for store in _stores.values():
-            store.close()
-        _stores.clear()
+    _STORES.clear()
 
 
 __all__ = ["AbstractPipelineStore", "clear_pipeline_store_cache", "get_pipeline_store"]

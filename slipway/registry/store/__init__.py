@@ -9,42 +9,38 @@ The registry lives beside the tracking data: a database URI (or folder) gives a
 
 from __future__ import annotations
 
-import threading
+from typing import TYPE_CHECKING
 
 from slipway.registry.store.base import AbstractRegistryStore
-from slipway.tracking import uri as uris
+from slipway.tracking.store.beside import StoresBeside
 
-_stores: dict[str, AbstractRegistryStore] = {}
-_lock = threading.Lock()
+if TYPE_CHECKING:
+    from slipway.tracking.store.sql import SqlTrackingStore
+
+
+def _rest(url: str) -> AbstractRegistryStore:
+    from slipway.registry.store.rest import RestRegistryStore
+
+    return RestRegistryStore(url)
+
+
+def _sql(tracking: SqlTrackingStore) -> AbstractRegistryStore:
+    from slipway.registry.store.sql import SqlRegistryStore
+
+    return SqlRegistryStore(tracking)
+
+
+_STORES: StoresBeside[AbstractRegistryStore] = StoresBeside(_rest, _sql)
 
 
 def get_registry_store(uri: str | None = None) -> AbstractRegistryStore:
     """The (cached) registry store for ``uri`` or for the tracking URI in effect."""
-    db_uri, artifact_root = uris.resolve(uri or uris.get_tracking_uri())
-    key = f"{db_uri}\n{artifact_root}"
-    with _lock:
-        store = _stores.get(key)
-        if store is None:
-            if db_uri.split("://", 1)[0].lower() in ("http", "https"):
-                from slipway.registry.store.rest import RestRegistryStore
-
-                store = _stores[key] = RestRegistryStore(db_uri)
-            else:
-                from slipway.registry.store.sql import SqlRegistryStore
-                from slipway.tracking.store.sql import SqlTrackingStore
-
-                tracking = uris.get_store(uri)
-                assert isinstance(tracking, SqlTrackingStore)
-                store = _stores[key] = SqlRegistryStore(tracking)
-        return store
+    return _STORES.get(uri)
 
 
 def clear_registry_store_cache() -> None:
     """Close and forget every cached registry store (tests use this)."""
-    with _lock:
-        for store in _stores.values():
-            store.close()
-        _stores.clear()
+    _STORES.clear()
 
 
 __all__ = ["AbstractRegistryStore", "clear_registry_store_cache", "get_registry_store"]
