@@ -93,6 +93,31 @@ def _reset_postgres(uri: str) -> None:
     engine.dispose()
 
 
+def empty_postgres(uri: str) -> str:
+    """The PostgreSQL database ``uri``, emptied: truncated when it already has the current
+    schema (much faster than migrating again for every test), else dropped to nothing."""
+    from slipway.tracking.store.sql.engine import SCHEMA_HEAD
+
+    engine = create_engine(make_url(uri).set(drivername="postgresql+psycopg"))
+    with engine.begin() as conn:
+        tables = list(
+            conn.execute(
+                text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+            ).scalars()
+        )
+        head = None
+        if "alembic_version" in tables:
+            head = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        if head == SCHEMA_HEAD:
+            names = ", ".join(f'"{t}"' for t in tables if t != "alembic_version")
+            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        else:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    return uri
+
+
 @pytest.fixture
 def db_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh, empty database URI for each backend in ``BACKENDS`` (parametrise indirectly,

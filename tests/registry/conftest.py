@@ -11,8 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from conftest import empty_postgres
 
 from slipway.entities import Dataset, DatasetInput, InputTag, Run, RunTag
 from slipway.registry.store.base import AbstractRegistryStore
@@ -22,7 +21,6 @@ from slipway.tracking.store.base import AbstractTrackingStore
 from slipway.tracking.store.rest import RestTrackingStore
 from slipway.tracking.store.rest.http import HttpConfig
 from slipway.tracking.store.sql import SqlTrackingStore
-from slipway.tracking.store.sql.engine import SCHEMA_HEAD
 
 REGISTRY_BACKENDS = ["sqlite", "postgresql", "rest"]
 
@@ -30,30 +28,6 @@ REGISTRY_BACKENDS = ["sqlite", "postgresql", "rest"]
 @pytest.fixture(params=REGISTRY_BACKENDS)
 def registry_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
-
-
-def _empty_postgres(request: pytest.FixtureRequest) -> str:
-    """The session's PostgreSQL database, emptied: truncated when it already has the current
-    schema (much faster than migrating again for every test), else dropped to nothing."""
-    uri: str = request.getfixturevalue("postgres_database")
-    engine = create_engine(make_url(uri).set(drivername="postgresql+psycopg"))
-    with engine.begin() as conn:
-        tables = list(
-            conn.execute(
-                text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-            ).scalars()
-        )
-        head = None
-        if "alembic_version" in tables:
-            head = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-        if head == SCHEMA_HEAD:
-            names = ", ".join(f'"{t}"' for t in tables if t != "alembic_version")
-            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-        else:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-    return uri
 
 
 @pytest.fixture
@@ -68,7 +42,7 @@ def tracking_store(
     if registry_backend == "sqlite":
         uri = f"sqlite:///{tmp_path / 'store.db'}"
     else:
-        uri = _empty_postgres(request)
+        uri = empty_postgres(request.getfixturevalue("postgres_database"))
     store = SqlTrackingStore(uri, str(tmp_path / "artifacts"))
     yield store
     store.close()

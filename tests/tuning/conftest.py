@@ -8,22 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from conftest import empty_postgres
 
 from slipway.tracking import fluent
 from slipway.tracking import uri as uris
 from slipway.tuning.store import clear_tuning_store_cache
 
 ALL_BACKENDS = ["sqlite", "postgresql", "rest"]
-
-
-def _empty_postgres(uri: str) -> None:
-    engine = create_engine(make_url(uri).set(drivername="postgresql+psycopg"))
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
 
 
 def _forget_stores() -> None:
@@ -59,7 +50,7 @@ def tracking_uri(
         uri = f"sqlite:///{tmp_path / 'store.db'}"
     elif backend == "postgresql":
         uri = request.getfixturevalue("postgres_database")
-        _empty_postgres(uri)
+        empty_postgres(uri)
     else:
         from slipway.server import ServerSettings, create_app
 
