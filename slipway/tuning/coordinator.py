@@ -543,6 +543,10 @@ class Coordinator:
                 item.wait_recorded()
             result = {"state": "FAIL", "error": reason}
             self._finish_trial(study, item.trial, item.run_id, result, interrupted=True)
+        # A trial asked for just as the stop came, before its process was started, is RUNNING
+        # in the study without being in ``running``: fail it too, so nothing is left RUNNING.
+        with contextlib.suppress(Exception):
+            self._recover(study)
 
     def _report(self, last: TrialResult | None) -> None:
         if self.on_progress is not None:
