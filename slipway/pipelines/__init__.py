@@ -17,18 +17,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from slipway.pipelines.component import Component, component
-from slipway.pipelines.dsl import (
-    Pipeline,
-    Task,
-    collected,
-    condition,
-    elif_,
-    else_,
-    exit_handler,
-    importer,
-    parallel_for,
-    pipeline,
-)
+from slipway.pipelines.control import condition, elif_, else_, exit_handler, parallel_for
+from slipway.pipelines.dsl import Pipeline, Task, collected, importer, pipeline
 from slipway.pipelines.graph import PipelineDefinitionError, PipelineGraph
 from slipway.pipelines.types import (
     Artifact,
