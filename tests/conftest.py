@@ -13,6 +13,7 @@ isolated without paying for a server start (and stop) each.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -278,3 +279,160 @@ def tracking_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
         fluent._clients.clear()
     clear_pipeline_store_cache()
     uris.clear_store_cache()
+
+
+# -- a real Ray cluster on loopback -----------------------------------------------------------
+
+
+class RayNodeProcess:
+    """One ``ray start --block`` process (and the Ray processes under it, in its own process
+    group); killing it takes the node away as a lost machine would."""
+
+    def __init__(self, proc: Any, tag: str) -> None:
+        self.proc = proc
+        self.tag = tag
+        self.node_id = ""
+
+    def kill(self) -> None:
+        import signal
+
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+
+class RayCluster:
+    """A head with 2 CPUs and a second node with 1 CPU, both on this machine, started with the
+    venv's ``ray`` command. Node ids are found through a custom resource unique to each node."""
+
+    HEAD_CPUS = 2
+    SECOND_CPUS = 1
+
+    def __init__(self, temp_dir: Path) -> None:
+        self.temp_dir = temp_dir
+        self.port = free_port()
+        self.client_port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.nodes: list[RayNodeProcess] = []
+        repo = Path(__file__).resolve().parent.parent
+        self.env = {
+            **os.environ,
+            "RAY_USAGE_STATS_ENABLED": "0",
+            "PYTHONPATH": os.pathsep.join([str(repo), str(repo / "tests")]),
+        }
+        self.env.pop("RAY_ADDRESS", None)
+        head = self._start(
+            [
+                "--head",
+                f"--port={self.port}",
+                f"--ray-client-server-port={self.client_port}",
+                f"--temp-dir={temp_dir}",
+                "--include-dashboard=false",
+            ],
+            self.HEAD_CPUS,
+            None,
+        )
+        self._wait_for_port(self.port, head)
+        from slipway.engines import ray as ray_engine
+
+        ray_engine.connect(self.address)
+        self.head_node_id = self._node_id(head)
+        self.second = self.add_node(num_cpus=self.SECOND_CPUS)
+        self.second_node_id = self.second.node_id
+
+    def _start(
+        self, args: list[str], num_cpus: int, resources: dict[str, float] | None
+    ) -> RayNodeProcess:
+        import json
+        import subprocess
+        import sys
+
+        tag = f"node_{uuid.uuid4().hex[:8]}"
+        ray_bin = str(Path(sys.executable).with_name("ray"))
+        ports = [
+            f"--dashboard-agent-listen-port={free_port()}",
+            f"--dashboard-agent-grpc-port={free_port()}",
+            f"--metrics-export-port={free_port()}",
+            f"--runtime-env-agent-port={free_port()}",
+        ]
+        cmd = [
+            ray_bin,
+            "start",
+            "--block",
+            *args,
+            *ports,
+            f"--num-cpus={num_cpus}",
+            "--num-gpus=0",
+            "--object-store-memory=150000000",
+            f"--resources={json.dumps({tag: 1.0, **(resources or {})})}",
+            "--disable-usage-stats",
+        ]
+        with open(self.temp_dir / f"{tag}.log", "wb") as log:
+            proc = subprocess.Popen(
+                cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        node = RayNodeProcess(proc, tag)
+        self.nodes.append(node)
+        return node
+
+    def _wait_for_port(self, port: int, node: RayNodeProcess) -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if node.proc.poll() is not None:
+                raise RuntimeError(f"ray start exited with {node.proc.returncode}")
+            with socket.socket() as s:
+                s.settimeout(0.5)
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    return
+            time.sleep(0.2)
+        raise RuntimeError("the Ray head did not open its port in 120 s")
+
+    def _node_id(self, node: RayNodeProcess) -> str:
+        from slipway.engines import ray as ray_engine
+
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if node.proc.poll() is not None:
+                raise RuntimeError(f"ray start exited with {node.proc.returncode}")
+            for found in ray_engine.cluster_nodes():
+                if node.tag in found.resources:
+                    node.node_id = found.node_id
+                    return node.node_id
+            time.sleep(0.3)
+        raise RuntimeError("a Ray node did not join the cluster in 120 s")
+
+    def add_node(
+        self, num_cpus: int = 1, resources: dict[str, float] | None = None
+    ) -> RayNodeProcess:
+        """Another node joining the head; ``kill()`` it to lose it mid-run."""
+        node = self._start([f"--address={self.address}"], num_cpus, resources)
+        self._node_id(node)
+        return node
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            from slipway.engines import ray as ray_engine
+
+            ray_engine.shutdown()
+        for node in reversed(self.nodes):
+            node.kill()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster]:
+    """One real two-node Ray cluster per session; modules that use it are in the xdist group
+    "ray" (``--dist loadgroup``), so one worker starts it."""
+    pytest.importorskip("ray", reason="Ray is an extra: pip install 'slipway[ray]'")
+    import tempfile
+
+    # Ray's socket paths must stay short: a folder of its own directly under the temp root.
+    temp_dir = Path(tempfile.mkdtemp(prefix="rayt-"))
+    cluster = RayCluster(temp_dir)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        import shutil
+
+        shutil.rmtree(temp_dir, ignore_errors=True)
