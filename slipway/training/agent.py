@@ -18,6 +18,7 @@ torch is imported when :func:`run_agent` runs, never at import time.
 
 from __future__ import annotations
 
+import inspect
 import signal
 import threading
 import time
@@ -184,10 +185,11 @@ def run_agent(plan: AgentPlan) -> AgentOutcome:
                 raise JobTimedOut(plan.timeout)
             return super()._monitor_workers(worker_group)
 
-        def _shutdown(self, death_sig: signal.Signals = signal.SIGTERM, timeout: int = 30) -> None:
+        def _shutdown(self, *args: Any, **kwargs: Any) -> None:
+            # (death_sig, timeout) in newer torch, (death_sig) in 2.11 and older
             context = getattr(self, "_pcontext", None)
             try:
-                super()._shutdown(death_sig, timeout)
+                super()._shutdown(*args, **kwargs)
             finally:
                 _close_log_files(context)
 
@@ -205,12 +207,15 @@ def run_agent(plan: AgentPlan) -> AgentOutcome:
         redirects=Std.ALL,
         tee=Std.ALL if plan.tee else Std.NONE,
     )
+    options: dict[str, Any] = {}
+    if "shutdown_timeout" in inspect.signature(LocalElasticAgent.__init__).parameters:
+        options["shutdown_timeout"] = plan.shutdown_timeout  # not in torch 2.11 and older
     agent = DeadlineAgent(
         spec=spec,
         logs_specs=logs_specs,
         start_method="spawn",
         log_line_prefix_template=LOG_LINE_PREFIX if plan.tee else None,
-        shutdown_timeout=plan.shutdown_timeout,
+        **options,
     )
     with _preserved_signal_handlers():
         try:
