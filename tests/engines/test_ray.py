@@ -74,3 +74,18 @@ def test_a_failed_probe_keeps_the_connection(ray_cluster: Any) -> None:
         ray_cluster.head_node_id,
         ray_cluster.second_node_id,
     }
+
+
+def test_ray_is_imported_only_where_used() -> None:
+    """Ray is an extra: importing Slipway, its CLI and the packages that can run on Ray does
+    not import it (nor does connecting fail at import time where it is missing)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, slipway, slipway.cli, slipway.engines.ray, slipway.pipelines, "
+        "slipway.training, slipway.tuning, slipway.serving\n"
+        "assert 'ray' not in sys.modules, sorted(m for m in sys.modules if m.startswith('ray'))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
