@@ -319,9 +319,19 @@ class RayCluster:
         self.env = {
             **os.environ,
             "RAY_USAGE_STATS_ENABLED": "0",
+            # A local `ray.init()` elsewhere on the machine leaves ~/.ray/auth_token, which
+            # `ray start` would then require of drivers that name the address: keep it off.
+            "RAY_AUTH_MODE": "disabled",
             "PYTHONPATH": os.pathsep.join([str(repo), str(repo / "tests")]),
         }
         self.env.pop("RAY_ADDRESS", None)
+        try:
+            self._start_nodes(temp_dir)
+        except BaseException:
+            self.stop()  # no head or node left running when the cluster did not come up
+            raise
+
+    def _start_nodes(self, temp_dir: Path) -> None:
         head = self._start(
             [
                 "--head",

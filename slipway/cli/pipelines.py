@@ -69,6 +69,24 @@ def pipeline_store(state: CliState) -> AbstractPipelineStore:
     return get_pipeline_store(state.tracking_uri)
 
 
+def executor_options(func: Any) -> Any:
+    """``--executor`` and ``--ray-address``, for ``run`` and ``resume``."""
+    func = click.option(
+        "--ray-address",
+        metavar="ADDR",
+        help="The Ray cluster for --executor ray: HOST:PORT, ray://HOST:PORT, 'auto' (the "
+        "cluster running here) or 'local' (default: SLIPWAY_RAY_ADDRESS, else a local Ray "
+        "instance).",
+    )(func)
+    return click.option(
+        "--executor",
+        type=click.Choice(["local", "ray"], case_sensitive=False),
+        default="local",
+        show_default=True,
+        help="Where the steps run: processes of this machine, or Ray tasks on a cluster.",
+    )(func)
+
+
 def params_option(func: Any) -> Any:
     return click.option(
         "--param",
@@ -86,6 +104,7 @@ def pipelines() -> None:
     \b
     Examples:
       slipway pipelines run iris.py --param rows=5000
+      slipway pipelines run iris.py --executor ray --ray-address ray://head:10001
       slipway pipelines list --status FAILED
       slipway pipelines show 1a2b3c4d
       slipway pipelines logs 1a2b3c4d train[1] --stderr
@@ -295,6 +314,7 @@ def _execute(state: CliState, start: Any, schedule_id: str | None = None) -> Non
 @click.option("--schedule-id", hidden=True, help="The schedule that started this run.")
 @click.option("--experiment-id", hidden=True, help="Experiment id (schedules use it).")
 @click.option("--params-json", hidden=True, help="Parameters as one JSON object.")
+@executor_options
 @tracking_uri_option
 @pass_state
 def run_command(
@@ -308,23 +328,31 @@ def run_command(
     schedule_id: str | None,
     experiment_id: str | None,
     params_json: str | None,
+    executor: str,
+    ray_address: str | None,
 ) -> None:
-    """Run a pipeline on this machine.
+    """Run a pipeline on this machine, or on a Ray cluster.
 
     FILE holds the pipeline (FILE:NAME picks one of several). Shows the steps as they
     run; exits 0 when the run succeeds, 1 when it fails, 130 when interrupted (Ctrl-C
-    cancels the running steps).
+    cancels the running steps). With --executor ray each step is a Ray task asking for
+    the step's cpu, memory and gpu.
 
     \b
     Examples:
       slipway pipelines run iris.py --param rows=5000
       slipway pipelines run flows.py:nightly --experiment nightly --no-cache
+      slipway pipelines run iris.py --executor ray --ray-address auto
     """
-    from slipway.pipelines import executor
+    from slipway.pipelines import executor as executors
     from slipway.pipelines.executor.step import warm_up
     from slipway.pipelines.loader import absolute_source, check_params, load_pipeline, parse_params
 
-    warm_up()  # the step fork server boots while the pipeline file is imported
+    executor = executor.lower()
+    if executor == "local":
+        if ray_address is not None:
+            raise InvalidParameterValue("--ray-address goes with --executor ray")
+        warm_up()  # the step fork server boots while the pipeline file is imported
     pipeline = load_pipeline(source)
     values: dict[str, Any] = {}
     if params_json:
@@ -340,7 +368,7 @@ def run_command(
         schedule_id = pipeline_store(state).get_schedule(schedule_id).schedule_id
 
     def start(on_update: Any) -> Any:
-        return executor.run(
+        return executors.run(
             pipeline,
             values,
             experiment_name=experiment,
@@ -352,6 +380,8 @@ def run_command(
             source=absolute_source(source),
             schedule_id=schedule_id,
             on_update=on_update,
+            executor=executor,
+            ray_address=ray_address,
         )
 
     _execute(state, start, schedule_id)
@@ -367,6 +397,7 @@ def run_command(
 )
 @click.option("--no-cache", is_flag=True, help="Run the steps again even where cached.")
 @click.option("--max-parallel", type=click.IntRange(min=1), metavar="N")
+@executor_options
 @tracking_uri_option
 @pass_state
 def resume_command(
@@ -375,24 +406,31 @@ def resume_command(
     from_step: str | None,
     no_cache: bool,
     max_parallel: int | None,
+    executor: str,
+    ray_address: str | None,
 ) -> None:
     """Run a failed or cancelled run again.
 
     What succeeded keeps its outputs; the rest runs with the pipeline file's code as it is
     now. --from STEP also runs STEP and what follows it again (even in a run that
-    succeeded)."""
-    from slipway.pipelines import executor
+    succeeded). --executor ray resumes it on a Ray cluster, whatever it ran on before."""
+    from slipway.pipelines import executor as executors
 
+    executor = executor.lower()
+    if executor == "local" and ray_address is not None:
+        raise InvalidParameterValue("--ray-address goes with --executor ray")
     run_id = resolve_pipeline_run(state, run_ref).run_id
 
     def start(on_update: Any) -> Any:
-        return executor.resume(
+        return executors.resume(
             run_id,
             from_step=from_step,
             cache=not no_cache,
             tracking_uri=state.tracking_uri,
             max_parallel=max_parallel,
             on_update=on_update,
+            executor=executor,
+            ray_address=ray_address,
         )
 
     _execute(state, start)

@@ -1,10 +1,12 @@
 """Running pipelines: ``run``, ``resume`` and ``cancel``.
 
-``run`` checks the parameters and the graph against the machine before anything starts, records
-the pipeline run (a tracking run plus its pipeline record), executes it with the local executor
-and returns a :class:`PipelineResult`. ``resume`` runs a failed or cancelled run again under the
-same run id: steps that succeeded keep their outputs (unless ``from_step`` names them or
-something upstream of them), the rest run with the pipeline's code as it is now.
+``run`` checks the parameters and the graph against the machine (or the Ray cluster) before
+anything starts, records the pipeline run (a tracking run plus its pipeline record), executes
+it with the local executor (each step a process of this machine) or the Ray executor (each step
+a Ray task, see :mod:`slipway.pipelines.executor.ray`) and returns a :class:`PipelineResult`.
+``resume`` runs a failed or cancelled run again under the same id: steps that succeeded keep
+their outputs (unless ``from_step`` names them or something upstream of them), the rest run
+with the pipeline's code as it is now.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from slipway.entities.pipelines import PipelineRun, PipelineRunStatus, PipelineS
 from slipway.exceptions import InvalidParameterValue, InvalidState, ResourceDoesNotExist
 from slipway.pipelines import types as ty
 from slipway.pipelines.dsl import Pipeline
-from slipway.pipelines.executor.local import Budget, Execution
+from slipway.pipelines.executor.launcher import LocalLauncher, make_launcher
+from slipway.pipelines.executor.local import Execution
 from slipway.pipelines.executor.records import (
     PARAM_VALUE_MAX,
     PIPELINE_NAME_TAG,
@@ -111,21 +114,27 @@ def run(
     source: str | None = None,
     schedule_id: str | None = None,
     on_update: UpdateCallback | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> PipelineResult:
-    """Run ``pipeline`` with ``parameters`` on this machine and wait for it to end.
+    """Run ``pipeline`` with ``parameters`` and wait for it to end.
 
-    Every step runs in its own process; the pipeline run is a tracking run in
-    ``experiment_name`` (or ``experiment_id``, else the default experiment) and each step
+    Every step runs in its own process: on this machine (``executor="local"``), or as a Ray
+    task on a node of the cluster at ``ray_address`` (``executor="ray"``; None starts a local
+    Ray instance, ``"auto"`` joins the one running here). The pipeline run is a tracking run
+    in ``experiment_name`` (or ``experiment_id``, else the default experiment) and each step
     attempt a child run. ``cache=False`` runs every step even where the cache holds its
     outputs. Ctrl-C cancels the running steps and returns a CANCELLED result.
     """
     if not isinstance(pipeline, Pipeline):
         raise InvalidParameterValue(f"run() takes a @pipeline, got {pipeline!r}")
-    warm_up()  # the fork server boots while the run is being recorded
+    launcher = make_launcher(executor, ray_address)
+    if isinstance(launcher, LocalLauncher):
+        warm_up()  # the fork server boots while the run is being recorded
     graph = pipeline.graph
     values = bind_parameters(graph, parameters)
-    budget = Budget.of_machine(max_parallel)
-    budget.refuse_oversized(graph)
+    budget = launcher.budget(max_parallel)
+    launcher.check(graph)
     uri = tracking_uri or uris.get_tracking_uri()
     tracking = uris.get_store(uri)
     store = get_pipeline_store(uri)
@@ -163,6 +172,7 @@ def run(
         budget=budget,
         cache=cache,
         on_update=on_update,
+        launcher=launcher,
     )
     return _execute(execution)
 
@@ -176,15 +186,20 @@ def resume(
     tracking_uri: str | None = None,
     max_parallel: int | None = None,
     on_update: UpdateCallback | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> PipelineResult:
     """Run a failed or cancelled pipeline run again under the same id.
 
     Steps that succeeded keep their outputs; the failed ones and everything downstream run
     again, with ``pipeline`` (by default loaded again from the run's source file, so fixes to
     the code take effect). ``from_step`` (a task name) also re-runs that task and what follows
-    it, even if they succeeded; it may resume a run that succeeded.
+    it, even if they succeeded; it may resume a run that succeeded. ``executor`` and
+    ``ray_address`` are as for :func:`run` (a run may resume on another executor).
     """
-    warm_up()
+    launcher = make_launcher(executor, ray_address)
+    if isinstance(launcher, LocalLauncher):
+        warm_up()
     uri = tracking_uri or uris.get_tracking_uri()
     store = get_pipeline_store(uri)
     tracking = uris.get_store(uri)
@@ -217,8 +232,8 @@ def resume(
             f"pipeline run {run_id} ran pipeline {previous.pipeline_name!r}, not {graph.name!r}"
         )
     values = bind_parameters(graph, previous.parameters)
-    budget = Budget.of_machine(max_parallel)
-    budget.refuse_oversized(graph)
+    budget = launcher.budget(max_parallel)
+    launcher.check(graph)
     rerun: set[str] = set()
     if from_step is not None:
         name, _ = split_task_id(from_step)
@@ -257,6 +272,7 @@ def resume(
         cache=cache,
         reuse=reuse,
         on_update=on_update,
+        launcher=launcher,
     )
     return _execute(execution)
 

@@ -39,6 +39,8 @@ ERROR_LIMIT = 500
 
 EXIT_FAILED = 1
 EXIT_TERMINATED = 128 + signal.SIGTERM
+GUARDIAN_GRACE_SECONDS = 2.0
+"""How long a step whose guardian ended has, after SIGTERM, before its group is killed."""
 
 
 class StepTerminated(BaseException):
@@ -58,8 +60,13 @@ class StepJob:
 
     payload: bytes
     workdir: str
+    """The attempt's folder on the machine running it (the pickled step's own ``workdir`` is
+    replaced by it: a Ray node makes its own)."""
     env: dict[str, str]
     sys_path: list[str]
+    guardian_pid: int | None = None
+    """A process whose end ends the step (its process group is killed): the Ray worker that
+    started it, which Ray may kill without telling the step."""
 
     def _bootstrap(self, parent_sentinel: int | None = None) -> int:
         """The entry point multiprocessing's fork server calls in the forked child; returns
@@ -145,12 +152,50 @@ def _flush_streams() -> None:
             stream.flush()
 
 
+def _outlive_guardian(pid: int) -> None:
+    """Stop this step's process group once process ``pid`` has ended: SIGTERM (the step
+    records what it can), SIGKILL after the grace the orchestrator would give."""
+
+    def watch() -> None:
+        import select
+
+        try:
+            fd = os.pidfd_open(pid)
+        except (AttributeError, OSError):  # no pidfd (not Linux), or the guardian is gone
+            while _alive(pid):
+                time.sleep(1.0)
+        else:
+            select.select([fd], [], [])
+        group = os.getpgrp()
+        with contextlib.suppress(OSError):
+            os.killpg(group, signal.SIGTERM)
+        time.sleep(GUARDIAN_GRACE_SECONDS)
+        with contextlib.suppress(OSError):
+            os.killpg(group, signal.SIGKILL)
+
+    import threading
+
+    threading.Thread(target=watch, name="slipway-step-guardian", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        pass
+    return True
+
+
 def run_job(job: StepJob) -> int:
     """Run the step described by ``job`` in this (new) process and return its exit status."""
     _own_session()
     _redirect_output(job.workdir)
     signal.signal(signal.SIGTERM, _on_sigterm)
     _apply_environment(job.env)
+    if job.guardian_pid is not None:
+        _outlive_guardian(job.guardian_pid)
     result: dict[str, Any]
     try:
         import cloudpickle
@@ -165,6 +210,7 @@ def run_job(job: StepJob) -> int:
             "exit_code": EXIT_FAILED,
         }
     else:
+        spec.workdir = job.workdir
         result = execute(spec)
     try:
         _write_result(job.workdir, result)

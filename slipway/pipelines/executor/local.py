@@ -17,14 +17,15 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from multiprocessing.connection import wait
 from typing import Any
 
+from slipway.entities import RunTag
 from slipway.entities.pipelines import PipelineRun, PipelineRunStatus, PipelineStep, StepStatus
 from slipway.exceptions import InvalidParameterValue
 from slipway.pipelines import types as ty
 from slipway.pipelines.component import Component, StepOptions
 from slipway.pipelines.dsl import IMPORTER_OUTPUT
+from slipway.pipelines.executor.launcher import Launcher, LocalLauncher, StepHandle
 from slipway.pipelines.executor.records import CACHED_FROM_TAG, Recorder, now_ms
 from slipway.pipelines.executor.runtime import Blocked, Instance, NotYet, Runtime, Scope
 from slipway.pipelines.graph import PipelineGraph
@@ -51,6 +52,14 @@ class Budget:
         except (ValueError, OSError, AttributeError):
             memory = 2**62
         return cls(float(os.cpu_count() or 1), int(memory), _gpu_count(), max_parallel)
+
+    @classmethod
+    def unbounded(cls, max_parallel: int | None = None) -> Budget:
+        """No limit but ``max_parallel``: for a cluster whose scheduler holds back what does
+        not fit yet."""
+        if max_parallel is not None and (isinstance(max_parallel, bool) or max_parallel < 1):
+            raise InvalidParameterValue(f"max_parallel must be 1 or more, got {max_parallel!r}")
+        return cls(math.inf, 2**62, 2**62, max_parallel)
 
     def refuse_oversized(self, graph: PipelineGraph) -> None:
         """INVALID_PARAMETER_VALUE naming the first task that could never fit."""
@@ -91,7 +100,7 @@ def _gpu_count() -> int:
 @dataclass
 class _Running:
     inst: Instance
-    process: Any
+    process: StepHandle
     step: PipelineStep
     artifact_uri: str
     cpu: float
@@ -99,6 +108,8 @@ class _Running:
     gpu: int
     deadline: float | None
     started: float
+    placed: bool = True
+    """Whether the launcher has said where it runs (and its deadline is counted)."""
 
 
 @dataclass
@@ -115,6 +126,8 @@ class Execution:
     reuse: dict[str, PipelineStep] = field(default_factory=dict)
     """Steps of an earlier attempt whose outputs a resume keeps, by task id."""
     on_update: Callable[[PipelineRun, list[PipelineStep]], None] | None = None
+    launcher: Launcher = field(default_factory=LocalLauncher)
+    """Where the steps run: processes of this machine, or Ray tasks."""
     steps: dict[str, PipelineStep] = field(default_factory=dict)
     cancelled: bool = False
     _retry_at: dict[str, float] = field(default_factory=dict)
@@ -123,13 +136,13 @@ class Execution:
     _last_cancel_poll: float = 0.0
     _progress: bool = False
     _workroot: str = ""
+    _unplaced: dict[str, _Running] = field(default_factory=dict)
+    """Running attempts not yet known to have started somewhere (queued on a cluster)."""
 
     # -- the loop -------------------------------------------------------------------------
 
     def execute(self) -> None:
-        from slipway.pipelines.executor.step import warm_up
-
-        warm_up()  # the fork server starts while the first steps are decided
+        self.launcher.open()
         self._workroot = tempfile.mkdtemp(prefix=f"slipway-{self.run.run_id[:8]}-")
         running: dict[str, _Running] = {}
         try:
@@ -156,6 +169,7 @@ class Execution:
             raise
         finally:
             self._notify(force=True)
+            self.launcher.close()
             shutil.rmtree(self._workroot, ignore_errors=True)
 
     def _advance(self) -> None:
@@ -266,17 +280,36 @@ class Execution:
                 timeout = min(timeout, max(r.deadline - now, 0.0))
         for due in self._retry_at.values():
             timeout = min(timeout, max(due - now, 0.0))
-        sentinels = [r.process.sentinel for r in running.values()]
-        if sentinels:
-            wait(sentinels, timeout)
-        elif timeout > 0:
-            time.sleep(timeout)
+        self.launcher.wait([r.process for r in running.values()], timeout)
 
     def _reap(self, running: dict[str, _Running]) -> None:
+        if self._unplaced:
+            for r in list(self._unplaced.values()):
+                self._place(r)
         for task_id, r in list(running.items()):
             if r.process.done():
                 del running[task_id]
                 self._complete(r, r.process.result())
+
+    def _place(self, r: _Running) -> None:
+        """Record where an attempt queued on a cluster runs, once it has started there; its
+        timeout counts from then."""
+        placement = r.process.placement()
+        if placement is None:
+            return
+        self._unplaced.pop(r.inst.id, None)
+        r.placed = True
+        step = r.step
+        attempts = list(step.details.get("attempts", []))
+        if attempts and "node_id" in placement.details:
+            attempts[-1] = {**attempts[-1], "node_id": placement.details["node_id"]}
+        step.details = {**step.details, **placement.details, "attempts": attempts}
+        for key, value in placement.tags.items():
+            self.recorder.tracking.set_tag(step.run_id or "", RunTag(key, value))
+        timeout = self._options(r.inst).timeout
+        if timeout:
+            r.deadline = time.monotonic() + timeout + self.launcher.deadline_slack
+        self._save(step)
 
     def _enforce_deadlines(self, running: dict[str, _Running]) -> None:
         now = time.monotonic()
@@ -298,7 +331,7 @@ class Execution:
     def _start(self, inst: Instance) -> _Running | None:
         """Start ``inst`` (or satisfy it from the cache: None is returned then)."""
         from slipway.pipelines import cache as step_cache
-        from slipway.pipelines.executor.step import StepSpec, start_step
+        from slipway.pipelines.executor.step import StepSpec
 
         node = self.graph.tasks[inst.task]
         component = self._component(inst)
@@ -330,7 +363,7 @@ class Execution:
             inst.id, component.name, attempt, inputs["parameters"]
         )
         self.recorder.log_dataset_inputs(run_id, inputs["artifacts"])
-        workdir = tempfile.mkdtemp(prefix=f"{attempt}-", dir=self._workroot)
+        workdir = self.launcher.workdir(self._workroot, attempt)
         spec = StepSpec(
             pipeline_run_id=self.run.run_id,
             task_id=inst.id,
@@ -348,7 +381,8 @@ class Execution:
             env=dict(opts.env),
             attempt=attempt,
         )
-        process = start_step(spec)
+        process = self.launcher.start(spec, opts, artifact_uri)
+        placement = process.placement()
         inst.started = True
         started = now_ms()
         step.status = StepStatus.RUNNING
@@ -360,18 +394,28 @@ class Execution:
         step.end_time = None
         step.inputs = inputs
         step.message = None
+        attempt_entry: dict[str, Any] = {
+            "attempt": attempt,
+            "run_id": run_id,
+            "start_time": started,
+        }
+        where: dict[str, Any] = {}
+        if placement is not None:
+            where = placement.details
+            if "node_id" in where:
+                attempt_entry["node_id"] = where["node_id"]
+            for key, value in placement.tags.items():
+                self.recorder.tracking.set_tag(run_id, RunTag(key, value))
         step.details = {
             **step.details,
-            "pid": process.pid,
-            "host": os.uname().nodename,
-            "attempts": [
-                *step.details.get("attempts", []),
-                {"attempt": attempt, "run_id": run_id, "start_time": started},
-            ],
+            **where,
+            "attempts": [*step.details.get("attempts", []), attempt_entry],
         }
         self._save(step)
-        deadline = time.monotonic() + opts.timeout if opts.timeout else None
-        return _Running(
+        deadline = None
+        if opts.timeout and placement is not None:
+            deadline = time.monotonic() + opts.timeout + self.launcher.deadline_slack
+        running = _Running(
             inst,
             process,
             step,
@@ -381,7 +425,11 @@ class Execution:
             opts.gpu * opts.workers,
             deadline,
             time.monotonic(),
+            placed=placement is not None,
         )
+        if placement is None:
+            self._unplaced[inst.id] = running
+        return running
 
     def _import(
         self, inst: Instance, step: PipelineStep, component: Component, inputs: dict[str, Any]
@@ -438,12 +486,17 @@ class Execution:
 
     def _complete(self, r: _Running, result: Any) -> None:
         inst, step = r.inst, r.step
+        if not r.placed:
+            self._place(r)
+            self._unplaced.pop(inst.id, None)
         try:
             self.recorder.upload_logs(
                 r.artifact_uri, {"stdout": result.stdout_path, "stderr": result.stderr_path}
             )
         except Exception as exc:  # logs are a convenience; the step's outcome stands
             step.details = {**step.details, "log_upload_error": str(exc)}
+        if result.log_upload_error:
+            step.details = {**step.details, "log_upload_error": result.log_upload_error}
         attempts = list(step.details.get("attempts", []))
         if attempts:
             attempts[-1] = {
@@ -560,6 +613,7 @@ class Execution:
             self.recorder.kill_step_run(r.step.run_id or "")
             self._finish(r.inst, StepStatus.CANCELLED, message=message)
         running.clear()
+        self._unplaced.clear()
         self._ready.clear()
         self._retry_at.clear()
         for inst in self.runtime.expand():

@@ -154,19 +154,25 @@ class Recorder:
         return self.store.upsert_step(step)
 
     def upload_logs(self, artifact_uri: str, paths: Mapping[str, str | None]) -> None:
-        """Keep a step's stdout/stderr as ``logs/<name>.txt`` artifacts of its run (a log
-        larger than :data:`LOG_LIMIT_BYTES` keeps its head and tail)."""
-        from slipway.artifacts import get_artifact_repository
+        """Keep a step's stdout/stderr as ``logs/<name>.txt`` artifacts of its run."""
+        upload_logs(artifact_uri, paths)
 
-        repo = None
-        for name, path in paths.items():
-            if not path or not os.path.exists(path) or os.path.getsize(path) == 0:
-                continue
-            repo = repo or get_artifact_repository(artifact_uri)
-            target = os.path.join(os.path.dirname(path), "upload", f"{name}.txt")
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            _capped_copy(path, target, LOG_LIMIT_BYTES)
-            repo.log_artifact(target, "logs")
+
+def upload_logs(artifact_uri: str, paths: Mapping[str, str | None]) -> None:
+    """Store the log files at ``paths`` (by name: ``stdout``, ``stderr``) as ``logs/<name>.txt``
+    artifacts under ``artifact_uri`` (a log larger than :data:`LOG_LIMIT_BYTES` keeps its head
+    and tail); empty or missing logs are left out. Ray nodes call it for the steps they ran."""
+    from slipway.artifacts import get_artifact_repository
+
+    repo = None
+    for name, path in paths.items():
+        if not path or not os.path.exists(path) or os.path.getsize(path) == 0:
+            continue
+        repo = repo or get_artifact_repository(artifact_uri)
+        target = os.path.join(os.path.dirname(path), "upload", f"{name}.txt")
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        _capped_copy(path, target, LOG_LIMIT_BYTES)
+        repo.log_artifact(target, "logs")
 
 
 def _capped_copy(source: str, target: str, limit: int) -> None:
@@ -199,4 +205,4 @@ def step_record(
     return PipelineStep(pipeline_run_id, task_id, task_name, component, status)
 
 
-__all__ = ["Recorder", "experiment_for", "now_ms", "step_record", "text_value"]
+__all__ = ["Recorder", "experiment_for", "now_ms", "step_record", "text_value", "upload_logs"]

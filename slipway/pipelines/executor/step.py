@@ -121,6 +121,8 @@ class StepResult:
     stderr_path: str | None = None
     pid: int | None = None
     duration: float = 0.0
+    log_upload_error: str | None = None
+    """Why the logs did not reach the step's run, where the node running it uploaded them."""
 
 
 # -- launching ------------------------------------------------------------------------------
@@ -276,30 +278,44 @@ def _payload(spec: StepSpec) -> bytes:
     return data
 
 
-def _step_sys_path(spec: StepSpec) -> list[str]:
-    """This process's ``sys.path``, and last the folder of the component's file: modules beside
-    a pipeline file (``import helpers``) travel by name, and the loader took that folder off
-    ``sys.path`` again once the file was imported."""
-    path = list(sys.path)
-    func = spec.component.python_func
+def component_folder(component: Component) -> str | None:
+    """The folder of the file that defines ``component`` (None when it has no file)."""
+    func = component.python_func
     module = sys.modules.get(getattr(func, "__module__", "") or "")
     file = getattr(module, "__file__", None) or func.__code__.co_filename
     if file and os.path.isfile(file):
-        folder = os.path.dirname(os.path.abspath(file))
-        if folder not in path:
-            path.append(folder)
+        return os.path.dirname(os.path.abspath(file))
+    return None
+
+
+def step_sys_path(folder: str | None) -> list[str]:
+    """This process's ``sys.path``, and last ``folder`` (the component file's): modules beside
+    a pipeline file (``import helpers``) travel by name, and the loader took that folder off
+    ``sys.path`` again once the file was imported."""
+    path = list(sys.path)
+    if folder and folder not in path and os.path.isdir(folder):
+        path.append(folder)
     return path
 
 
-def _step_env(spec: StepSpec) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(spec.env)
+def _step_sys_path(spec: StepSpec) -> list[str]:
+    return step_sys_path(component_folder(spec.component))
+
+
+def step_variables(spec: StepSpec) -> dict[str, str]:
+    """What a step's process gets over the environment it starts in: the component's ``env``
+    and the variables naming its pipeline run, task, attempt and tracking run."""
+    env = dict(spec.env)
     env["SLIPWAY_TRACKING_URI"] = spec.tracking_uri
     env["SLIPWAY_PIPELINE_RUN_ID"] = spec.pipeline_run_id
     env["SLIPWAY_PIPELINE_TASK"] = spec.task_id
     env["SLIPWAY_PIPELINE_ATTEMPT"] = str(spec.attempt)
     env["SLIPWAY_STEP_RUN_ID"] = spec.run_id
     return env
+
+
+def _step_env(spec: StepSpec) -> dict[str, str]:
+    return {**os.environ, **step_variables(spec)}
 
 
 def start_step(spec: StepSpec) -> StepProcess:
@@ -309,17 +325,24 @@ def start_step(spec: StepSpec) -> StepProcess:
         InvalidParameterValue: when the component cannot be pickled.
         TemporarilyUnavailable: when the fork server does not start the process.
     """
-    os.makedirs(spec.workdir, exist_ok=True)
-    for name in (_child.RESULT_FILE, _child.STDOUT_FILE, _child.STDERR_FILE):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(os.path.join(spec.workdir, name))
     job = _child.StepJob(
         _payload(spec), os.path.abspath(spec.workdir), _step_env(spec), _step_sys_path(spec)
     )
+    return launch(job, spec.task_id)
+
+
+def launch(job: _child.StepJob, task_id: str) -> StepProcess:
+    """Start the step that ``job`` carries (already pickled) in a new process, its logs and
+    result in ``job.workdir``. Ray nodes start their steps here, from the orchestrator's
+    payload, with their own environment and ``sys.path``."""
+    os.makedirs(job.workdir, exist_ok=True)
+    for name in (_child.RESULT_FILE, _child.STDOUT_FILE, _child.STDERR_FILE):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(job.workdir, name))
     started = time.monotonic()
     child: _Child
     child = _ForkServerChild(job) if _launcher() == "forkserver" else _SubprocessChild(job)
-    return StepProcess(spec, child, started)
+    return StepProcess(_Where(task_id, job.workdir), child, started)
 
 
 # -- a running step -------------------------------------------------------------------------
@@ -364,10 +387,18 @@ def _group_alive(pid: int) -> bool:
     return False
 
 
+@dataclass(frozen=True)
+class _Where:
+    """Which step a process runs and the folder of its logs and result."""
+
+    task_id: str
+    workdir: str
+
+
 class StepProcess:
     """A step attempt's process, as the orchestrator sees it."""
 
-    def __init__(self, spec: StepSpec, child: _Child, started: float) -> None:
+    def __init__(self, spec: StepSpec | _Where, child: _Child, started: float) -> None:
         self.spec = spec
         self.pid = child.pid
         self.sentinel = child.sentinel
@@ -516,6 +547,10 @@ __all__ = [
     "StepProcess",
     "StepResult",
     "StepSpec",
+    "component_folder",
+    "launch",
     "start_step",
+    "step_sys_path",
+    "step_variables",
     "warm_up",
 ]
