@@ -58,6 +58,31 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("store", backends, indirect=True)
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep each ``xdist_group`` on one xdist worker under ``--dist loadgroup``.
+
+    xdist marks a grouped test by appending ``@group`` to its node id through ``_nodeid``,
+    which pytest 9.2 no longer reads (``nodeid`` comes from the structured id): the groups
+    silently spread over the workers, and each worker started a Ray cluster of its own. The
+    suffix goes on the structured id instead, once, where xdist's own attempt did not take.
+    """
+    if not getattr(config.option, "loadgroup", False):
+        return
+    from _pytest.nodeid import NodeId
+
+    for item in items:
+        names = sorted(
+            {
+                str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+                for mark in item.iter_markers("xdist_group")
+            }
+        )
+        suffix = "@" + "_".join(names)
+        if names and not item.nodeid.endswith(suffix):
+            item._id = NodeId.parse(item.nodeid + suffix)  # type: ignore[attr-defined]
+
+
 @pytest.fixture(scope="session")
 def postgres_database() -> Iterator[str]:
     """A database of its own for this test session (and xdist worker), dropped at the end."""

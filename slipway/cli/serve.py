@@ -8,16 +8,23 @@ commands stay fast and work without the ``server`` extra installed.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from slipway.cli._output import CliState, print_error
 from slipway.cli.server import ALL_INTERFACES, LOG_LEVELS, parse_allowed_hosts
 
+if TYPE_CHECKING:
+    from slipway.serving.config import EndpointSpec
+    from slipway.serving.settings import ServingSettings
+
 DEFAULT_PORT = 8080
 DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024
 EMIT_FORMATS = ("kserve",)
+ENGINES = ("local", "ray")
 
 
 def _serve_args(
@@ -79,6 +86,38 @@ def _serve_args(
     default=1,
     show_default=True,
     help="Server processes sharing the port; each loads every model.",
+)
+@click.option(
+    "--on",
+    "engine",
+    type=click.Choice(ENGINES),
+    default="local",
+    show_default=True,
+    help="Where to serve: here (uvicorn), or on Ray Serve (replicas over a Ray cluster).",
+)
+@click.option(
+    "--replicas",
+    type=click.IntRange(min=1),
+    default=None,
+    help="With --on ray: replicas of the server, spread over the cluster [default: 1].",
+)
+@click.option(
+    "--ray-address",
+    metavar="ADDR",
+    help="With --on ray: the cluster ('auto' joins the one on this machine, host:port, "
+    "ray://host:port). Default: SLIPWAY_RAY_ADDRESS or RAY_ADDRESS, else a local Ray.",
+)
+@click.option(
+    "--replica-cpus",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="With --on ray: CPUs each replica reserves [default: 1].",
+)
+@click.option(
+    "--replica-gpus",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="With --on ray: GPUs each replica reserves [default: 0].",
 )
 @click.option(
     "--max-batch-size",
@@ -193,6 +232,11 @@ def serve(
     host: str,
     port: int,
     workers: int,
+    engine: str,
+    replicas: int | None,
+    ray_address: str | None,
+    replica_cpus: float | None,
+    replica_gpus: float | None,
     max_batch_size: int,
     max_batch_delay_ms: float,
     reload_interval: float,
@@ -225,11 +269,25 @@ def serve(
       slipway serve --route "iris=models:/iris@champion:90,models:/iris@challenger:10"
       slipway serve models:/iris@champion --max-batch-size 64 --max-batch-delay-ms 5
       slipway serve models:/iris@champion --emit kserve -o iris.yaml
+      slipway serve models:/iris@champion --on ray --replicas 4 --ray-address auto
     """
     from slipway.serving.config import parse_serve_args
 
     tracking_uri = serve_tracking_uri or ctx.ensure_object(CliState).tracking_uri
     specs = parse_serve_args(uri, list(models), list(routes), shadow, sticky_header)
+    ray_options = {
+        "--replicas": replicas,
+        "--ray-address": ray_address,
+        "--replica-cpus": replica_cpus,
+        "--replica-gpus": replica_gpus,
+    }
+    if engine != "ray" and any(value is not None for value in ray_options.values()):
+        given = ", ".join(name for name, value in ray_options.items() if value is not None)
+        raise click.UsageError(f"{given} go with --on ray")
+    if engine == "ray" and (emit is not None or workers != 1):
+        raise click.UsageError(
+            "--on ray serves with --replicas (not --workers), and does not go with --emit"
+        )
     if emit is not None:
         from slipway.serving.kserve import write_manifest
 
@@ -286,7 +344,60 @@ def serve(
         click.echo(f"Slipway model server ready on {url} (models: {served})")
         sys.stdout.flush()
 
+    if engine == "ray":
+        raise click.exceptions.Exit(
+            _serve_on_ray(
+                specs,
+                settings,
+                ready,
+                log_level,
+                replicas=replicas or 1,
+                ray_address=ray_address,
+                replica_cpus=1.0 if replica_cpus is None else replica_cpus,
+                replica_gpus=replica_gpus or 0.0,
+            )
+        )
     status = run_server(ServePlan(specs, settings), log_level=log_level, on_ready=ready)
     if status:
         print_error("the model server stopped before it could serve; see the log above")
         raise click.exceptions.Exit(status)
+
+
+def _serve_on_ray(
+    specs: list[EndpointSpec],
+    settings: ServingSettings,
+    ready: Callable[[str, str], None],
+    log_level: str,
+    **deploy_args: Any,
+) -> int:
+    """Serve on Ray Serve until SIGINT/SIGTERM: the exit status.
+
+    Slipway's serving log goes to stderr at ``log_level``; Ray Serve's own client log is
+    kept to warnings unless debugging (its start-up lines say nothing a user acts on)."""
+    import logging
+
+    from slipway.serving.ray_serve import (
+        RayDeployment,
+        serve_until_stopped,
+        set_ray_serve_log_level,
+    )
+
+    level = logging.DEBUG if log_level.lower() in ("debug", "trace") else log_level.upper()
+    ours = logging.getLogger("slipway.serving")
+    if not ours.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+        ours.addHandler(handler)
+    ours.setLevel(level)
+    if level != logging.DEBUG:
+        set_ray_serve_log_level(logging.WARNING)
+
+    def on_ready(deployment: RayDeployment) -> None:
+        ready(deployment.url, deployment.description)
+        click.echo(
+            f"Serving {deployment.replicas} replica(s) on Ray Serve "
+            f"(application {deployment.app_name!r}); Ctrl+C stops and deletes it.",
+            err=True,
+        )
+
+    return serve_until_stopped(specs, settings, on_ready=on_ready, **deploy_args)

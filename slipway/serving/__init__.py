@@ -14,7 +14,8 @@ registry, and a KServe manifest for Kubernetes (:mod:`~slipway.serving.kserve`).
 The layers, bottom up: :mod:`~slipway.serving.codecs` (wire formats, pure functions),
 :mod:`~slipway.serving.batching`, :mod:`~slipway.serving.loaded` and
 :mod:`~slipway.serving.endpoint` (models behind a name), :mod:`~slipway.serving.app` (the
-ASGI app) and :mod:`~slipway.serving.runner` (uvicorn, one process or several).
+ASGI app) and :mod:`~slipway.serving.runner` (uvicorn, one process or several) or
+:mod:`~slipway.serving.ray_serve` (replicas of the same app on Ray Serve).
 
 The names below are imported on first use, so ``import slipway.serving`` stays cheap.
 """
