@@ -1,9 +1,10 @@
 """``slipway tune``: run, resume, show and export hyperparameter studies.
 
 A study comes from a Katib-style spec (``--spec tune.yaml``: an Experiment manifest or its
-``spec``) whose trials run a command; it is named by the manifest's ``metadata.name``, else the
-file's name, and running the same spec again resumes the study of that name. ``--emit katib``
-writes the Katib Experiment for the spec instead of running it.
+``spec``) whose trials run a command, in worker processes of this machine or, with ``--on ray``,
+in Ray actors holding the trial template's resource requests. It is named by the manifest's
+``metadata.name``, else the file's name, and running the same spec again resumes the study of
+that name. ``--emit katib`` writes the Katib Experiment for the spec instead of running it.
 
 While a study runs, a terminal shows a progress bar (trials done, the best so far); without
 one, a line per trial. Then a table of the trials and the best one. Exit status: 0 when the
@@ -167,6 +168,20 @@ class _ProgressView:
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds.")
 @click.option("--experiment", metavar="NAME", help="The experiment of the study's runs.")
 @click.option(
+    "--on",
+    "on",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Where trials run: worker processes here, or Ray actors on a cluster.",
+)
+@click.option(
+    "--ray-address",
+    metavar="ADDR",
+    help="With --on ray: the cluster (host:port, ray://host:port, auto; default: "
+    "SLIPWAY_RAY_ADDRESS or RAY_ADDRESS, else a local Ray).",
+)
+@click.option(
     "--emit",
     type=click.Choice(["katib"]),
     help="Write the spec as a Katib Experiment instead of running it.",
@@ -190,6 +205,8 @@ def tune(
     parallelism: int | None,
     timeout: float | None,
     experiment: str | None,
+    on: str,
+    ray_address: str | None,
     emit: str | None,
     output: Path | None,
     image: str | None,
@@ -204,6 +221,7 @@ def tune(
     \b
     Examples:
       slipway tune --spec tune.yaml
+      slipway tune --spec tune.yaml --on ray --ray-address 10.0.0.5:6379
       slipway tune --spec tune.yaml --emit katib -o experiment.yaml
       slipway tune --resume my-study
       slipway tune --show my-study
@@ -217,7 +235,21 @@ def tune(
     if emit:
         _emit(spec_path, name, n_trials, parallelism, output, image, namespace)
         return
-    _run(state, spec_path, resume, name, n_trials, parallelism, timeout, experiment, as_json)
+    if ray_address and on != "ray":
+        raise InvalidParameterValue("--ray-address goes with --on ray")
+    _run(
+        state,
+        spec_path,
+        resume,
+        name,
+        n_trials,
+        parallelism,
+        timeout,
+        experiment,
+        as_json,
+        on,
+        ray_address,
+    )
 
 
 def _load(spec_path: Path | None, resume: str | None, state: CliState) -> Any:
@@ -247,6 +279,8 @@ def _run(
     timeout: float | None,
     experiment: str | None,
     as_json: bool,
+    on: str = "local",
+    ray_address: str | None = None,
 ) -> None:
     from slipway.tuning.coordinator import run_study
 
@@ -272,6 +306,8 @@ def _run(
             experiment_name=experiment,
             on_progress=view,
             resume_only=resume is not None,
+            on=on,
+            ray_address=ray_address,
         )
     if study is None:
         from slipway.tuning.coordinator import load_study

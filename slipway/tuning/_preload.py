@@ -1,12 +1,12 @@
-"""Imported once by the trial fork server, before it forks any trial: opens the study's stores
+"""Imported once by the trial fork server, before it forks any worker: opens the study's stores
 (the tracking database's engine, its schema checked; or the server's connection pool) and runs
-the journal query once, so every trial forked from it starts with them ready instead of paying
-for them (tens of milliseconds each) in each trial. Trials pick the stores up from the
-per-URI store caches; after the fork each drops the inherited connections and opens its own.
+the journal query once, so every worker forked from it starts with them ready instead of paying
+for them (tens of milliseconds each). Workers pick the stores up from the per-URI store caches;
+after the fork each drops the inherited connections and opens its own.
 
 The coordinator names the store and the study in :data:`URI_ENV` and :data:`STUDY_ENV` while
 it starts the fork server. A store that cannot be opened here is only opened later, in the
-trial, where any error is reported.
+worker, where any error is reported.
 """
 
 from __future__ import annotations

@@ -32,19 +32,25 @@ def tune(
     experiment_id: str | None = None,
     tracking_uri: str | None = None,
     callbacks: Sequence[Callable[[TrialResult], None]] = (),
+    on: str = "local",
+    ray_address: str | None = None,
+    trial_resources: Mapping[str, Any] | None = None,
 ) -> Study:
     """Search ``space`` for the parameters that maximise or minimise ``objective``.
 
-    Each trial runs ``objective(trial)`` in a process of its own (up to ``parallelism`` at a
-    time) and is a child run of the study's run. ``trial.params`` holds its parameters;
-    ``trial.report(value, step)`` records intermediate values (the metric history of
-    ``metric``) and ``trial.should_prune()`` asks the pruner (raise
-    :class:`~slipway.tuning.TrialPruned` when it says so); ``slipway.log_metric`` inside the
-    objective logs to the trial's run. The objective returns the trial's value; NaN or an
+    Trials run ``objective(trial)`` in ``parallelism`` long-lived worker processes (each runs
+    one trial at a time, and many in turn; a trial that crashes its worker fails alone and
+    the worker is replaced), and each trial is a child run of the study's run. The objective's
+    module globals persist between the trials of one worker, as with Optuna's ``n_jobs``
+    threads; the environment and working directory are put back before each trial.
+    ``trial.params`` holds its parameters; ``trial.report(value, step)`` records intermediate
+    values (the metric history of ``metric``) and ``trial.should_prune()`` asks the pruner
+    (raise :class:`~slipway.tuning.TrialPruned` when it says so); ``slipway.log_metric``
+    inside the objective logs to the trial's run. The objective returns the trial's value; NaN or an
     exception fails the trial, never the study.
 
     Args:
-        objective: ``objective(trial) -> float``; it travels to the trial processes pickled
+        objective: ``objective(trial) -> float``; it travels to the trial workers pickled
             by value (cloudpickle), so lambdas and functions of a script or notebook work.
         space: parameter name to distribution (:func:`~slipway.tuning.uniform`,
             :func:`~slipway.tuning.loguniform`, :func:`~slipway.tuning.randint`,
@@ -70,6 +76,12 @@ def tune(
         tracking_uri: where runs and the study are kept; the tracking URI in effect when
             omitted.
         callbacks: called in this process with each trial's :class:`TrialResult` as it ends.
+        on: where trials run: ``local`` (worker processes of this machine) or ``ray`` (Ray
+            actors on a cluster; the tracking URI must be reachable from its nodes).
+        ray_address: with ``on="ray"``: the cluster (``host:port``, ``ray://host:port``,
+            ``auto``; None: ``SLIPWAY_RAY_ADDRESS``/``RAY_ADDRESS``, else a local Ray).
+        trial_resources: with ``on="ray"``: what each trial holds, e.g. ``{"cpu": 1, "gpu":
+            1, "memory": 2 * 2**30}`` (bytes; custom Ray resources by name). Default one CPU.
 
     Returns:
         The :class:`Study`: ``best_trial``, ``best_params``, ``best_value``, ``trials``.
@@ -77,6 +89,7 @@ def tune(
     Raises:
         InvalidParameterValue: a bad space, sampler, pruner or setting (before anything runs).
         ResourceConflict: another live process is running the study of that name.
+        TemporarilyUnavailable: ``on="ray"`` and nothing answers at ``ray_address``.
     """
     from slipway.tuning.coordinator import run_study
 
@@ -93,6 +106,7 @@ def tune(
         sampler=SamplerSpec(sampler, seed, dict(sampler_settings or {})),
         pruner=PrunerSpec(pruner or "none", dict(pruner_settings or {})),
         trial_timeout=trial_timeout,
+        trial_resources=dict(trial_resources or {}),
     ).check()
     return run_study(
         spec,
@@ -101,6 +115,8 @@ def tune(
         experiment_id=experiment_id,
         experiment_name=experiment_name,
         callbacks=callbacks,
+        on=on,
+        ray_address=ray_address,
     )
 
 

@@ -29,7 +29,7 @@ from slipway.tracking import fluent
 from slipway.tuning.trial import Trial, TrialPruned
 
 if TYPE_CHECKING:
-    from slipway.tuning.worker import OptunaLink, TrialTask
+    from slipway.tuning.runner import OptunaLink, TrialTask
 
 LOG_FILE = "trial.log"
 TAIL_LINES = 20
@@ -89,15 +89,15 @@ def run_command(task: TrialTask, trial: Trial, link: OptunaLink) -> float:
         TrialPruned: the pruner stopped the trial (the command is killed).
         TrialCommandFailed: the command failed or never reported the objective metric.
     """
-    assert task.command is not None
-    argv = substitute(task.command, trial.params)
+    assert task.study.command is not None
+    argv = substitute(task.study.command, trial.params)
     env = dict(os.environ)
-    env["SLIPWAY_TRACKING_URI"] = task.tracking_uri
+    env["SLIPWAY_TRACKING_URI"] = task.study.tracking_uri
     env["SLIPWAY_RUN_ID"] = task.get_run_id()
-    env["SLIPWAY_TUNING_STUDY"] = task.study_name
+    env["SLIPWAY_TUNING_STUDY"] = task.study.study_name
     env["SLIPWAY_TUNING_TRIAL"] = str(task.number)
     env.setdefault("PYTHONUNBUFFERED", "1")  # values arrive as they are printed
-    folder = os.path.join(task.workdir, f"trial-{task.number}")
+    folder = os.path.join(task.study.workdir, f"trial-{task.number}")
     os.makedirs(folder, exist_ok=True)
     log_path = os.path.join(folder, LOG_FILE)
     values: list[float] = []
@@ -107,7 +107,7 @@ def run_command(task: TrialTask, trial: Trial, link: OptunaLink) -> float:
     try:
         process = subprocess.Popen(
             argv,
-            cwd=task.cwd or None,
+            cwd=task.study.cwd or None,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -126,14 +126,14 @@ def run_command(task: TrialTask, trial: Trial, link: OptunaLink) -> float:
             tail.append(line)
             del tail[:-TAIL_LINES]
             for name, value in parse_metrics(line):
-                if name == task.metric:
+                if name == task.study.metric:
                     trial.report(value, len(values))
                     values.append(value)
                     if trial.should_prune():
                         pruned = True
                         process.kill()
                         break
-                elif name in task.additional_metrics:
+                elif name in task.study.additional_metrics:
                     step = extra_steps.get(name, 0)
                     extra_steps[name] = step + 1
                     client.log_metric(task.get_run_id(), name, value, step=step, synchronous=False)
@@ -150,10 +150,10 @@ def run_command(task: TrialTask, trial: Trial, link: OptunaLink) -> float:
         values = _logged_values(task, link)
     if not values:
         raise TrialCommandFailed(
-            f"the trial command did not report objective metric {task.metric!r} (print "
-            f"'{task.metric}=VALUE' or call slipway.log_metric)"
+            f"the trial command did not report objective metric {task.study.metric!r} (print "
+            f"'{task.study.metric}=VALUE' or call slipway.log_metric)"
         )
-    return _pick(values, task.metric_strategy)
+    return _pick(values, task.study.metric_strategy)
 
 
 def _logged_values(task: TrialTask, link: OptunaLink) -> list[float]:
@@ -161,7 +161,7 @@ def _logged_values(task: TrialTask, link: OptunaLink) -> list[float]:
     intermediate value of the study (for the pruner's view of later trials)."""
     client = fluent.get_client()
     client.flush()
-    history = client.get_metric_history(task.get_run_id(), task.metric)
+    history = client.get_metric_history(task.get_run_id(), task.study.metric)
     seen: set[int] = set()
     for point in history:
         if point.step not in seen and point.step >= 0:

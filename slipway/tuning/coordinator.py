@@ -1,15 +1,16 @@
 """Running a study: the coordinator asks Optuna for each trial's parameters, records the trial
-as a child run of the study's run, starts the trial in a process of its own, and when the
-process ends tells Optuna how the trial went and ends its run.
+as a child run of the study's run, hands the trial to a pool of long-lived trial workers (see
+:mod:`slipway.tuning.pool`), and when the trial ends tells Optuna how it went and ends its run.
 
-Only the coordinator samples (``study.ask`` with the whole search space) and tells; trial
-processes report intermediate values and ask the pruner, all through the study's journal in
-the tracking database (or the server), so pruning compares across processes.
+Only the coordinator samples (``study.ask`` with the whole search space) and tells; workers
+report intermediate values and ask the pruner, all through the study's journal in the tracking
+database (or the server), so pruning compares across processes. The coordinator holds its own
+journal writes between two dispatches and writes them in one transaction: telling a trial and
+asking for the next cost one round trip (see :class:`~slipway.tuning.journal.StoreJournalBackend`).
 
 What the next trial's sampling does not depend on is written by a recorder thread while this
-one asks for and starts trials: a trial's run is created while its process starts (the
-process waits for the run's id only when it first logs, see
-:meth:`~slipway.tuning.worker.TrialTask.get_run_id`), and runs are ended after the study was
+one asks for and starts trials: a trial's run is created while the trial starts (its worker
+waits for the run's id only when the trial first logs), and runs are ended after the study was
 told. A trial is told only once its run exists, and the study's run ends after every write.
 
 Runs
@@ -50,7 +51,6 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from multiprocessing.connection import wait
 from typing import Any
 
 from slipway.entities import Metric, Param, RunStatus, RunTag
@@ -63,7 +63,7 @@ from slipway.exceptions import (
 from slipway.tracking import uri as uris
 from slipway.tracking.client import SlipwayClient, now_ms
 from slipway.tracking.fluent import ActiveRun
-from slipway.tuning.launcher import TrialProcess, warm_up
+from slipway.tuning.pool import Outcome, TrialPool
 from slipway.tuning.results import (
     FAIL_REASON_ATTR,
     INTERRUPTED_ATTR,
@@ -72,9 +72,9 @@ from slipway.tuning.results import (
     TrialResult,
     better,
 )
+from slipway.tuning.runner import StudyTask
 from slipway.tuning.spec import TuneSpec
 from slipway.tuning.store import AbstractTuningStore, StudyRecord, get_tuning_store
-from slipway.tuning.worker import TrialJob, TrialTask
 
 PARENT_RUN_TAG = "mlflow.parentRunId"
 STUDY_TAG = "slipway.tuning.study"
@@ -94,6 +94,9 @@ READ_INTERVAL = 0.25
 moments it needs them (see :class:`~slipway.tuning.journal.StoreJournalBackend`)."""
 
 TrialCallback = Callable[[TrialResult], None]
+PLACES = ("local", "ray")
+"""Where trials run: worker processes of this machine, or Ray actors."""
+RAY_NODE_TAG = "slipway.ray.node_id"
 
 
 def _active_parent() -> ActiveRun | None:
@@ -117,7 +120,7 @@ class Progress:
 
 
 def absolute_uri(uri: str) -> str:
-    """``uri`` with a relative folder or SQLite path made absolute, so that trial processes
+    """``uri`` with a relative folder or SQLite path made absolute, so that trial workers
     (and trial commands, which run in the spec's folder) reach the same store."""
     if "://" not in uri:
         return os.path.abspath(uri)
@@ -163,13 +166,13 @@ def _quiet_optuna() -> Iterator[None]:
 
 
 class _Running:
-    """A trial in flight: its Optuna trial, its process, its run (recorded in the background
-    while the process starts) and the future of that record, which must have landed before
+    """A trial in flight: its Optuna trial, when it started, its run (recorded in the
+    background while it starts) and the future of that record, which must have landed before
     the trial is told."""
 
-    def __init__(self, trial: Any, process: TrialProcess) -> None:
+    def __init__(self, trial: Any) -> None:
         self.trial = trial
-        self.process = process
+        self.started = time.monotonic()
         self.run_id = ""
         self.recorded: Future[Any] | None = None
 
@@ -191,14 +194,21 @@ class Coordinator:
         callbacks: Sequence[TrialCallback] = (),
         on_progress: Callable[[Progress], None] | None = None,
         resume_only: bool = False,
+        on: str = "local",
+        ray_address: str | None = None,
     ) -> None:
         if (objective is None) == (spec.command is None):
             raise InvalidParameterValue("A study needs an objective function or a trial command")
         if objective is not None and not callable(objective):
             raise InvalidParameterValue(f"The objective must be callable, got {objective!r}")
+        if on not in PLACES:
+            raise InvalidParameterValue(f"on must be one of {', '.join(PLACES)}, got {on!r}")
         self.spec = spec
         self.objective = objective
+        self.on = on
+        self.ray_address = ray_address
         self.uri = absolute_uri(tracking_uri or uris.get_tracking_uri())
+        self.name = spec.name or f"study-{uuid.uuid4().hex[:8]}"
         self.client = SlipwayClient(self.uri)
         self.store: AbstractTuningStore = get_tuning_store(self.uri)
         self.experiment_id = experiment_id
@@ -206,7 +216,6 @@ class Coordinator:
         self.callbacks = list(callbacks)
         self.on_progress = on_progress
         self.resume_only = resume_only
-        self.name = spec.name or f"study-{uuid.uuid4().hex[:8]}"
         self.owner = _owner()
         self.running: dict[int, _Running] = {}
         self.best_value: float | None = None
@@ -218,6 +227,7 @@ class Coordinator:
         self._lease_error: BaseException | None = None
         self._recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="study-recorder")
         self._records: list[Future[Any]] = []
+        self._later: list[Callable[[], Any]] = []
 
     # -- writes off the critical path --------------------------------------------------------
 
@@ -227,6 +237,17 @@ class Coordinator:
         future = self._recorder.submit(work)
         self._records.append(future)
         return future
+
+    def _after_dispatch(self, work: Callable[[], Any]) -> None:
+        """Run ``work`` in the background once the next trials were handed out: ending a
+        trial's run then does not compete with sampling the next trial (the recorder thread
+        shares this process's interpreter lock), and new trials' runs are recorded first."""
+        self._later.append(work)
+
+    def _submit_later(self) -> None:
+        later, self._later = self._later, []
+        for work in later:
+            self._in_background(work)
 
     def _check_records(self, wait_all: bool = False) -> None:
         """Raise the first error of a background write that ended (of all, with
@@ -374,14 +395,10 @@ class Coordinator:
 
     # -- trials ---------------------------------------------------------------------------------
 
-    def _task(self, trial: Any, workdir: str) -> TrialTask:
+    def _study_task(self, workdir: str) -> StudyTask:
         spec = self.spec
-        return TrialTask(
+        return StudyTask(
             study_name=self.name,
-            trial_id=trial._trial_id,
-            number=trial.number,
-            params=dict(trial.params),
-            run_id_file=os.path.join(workdir, f"run-{trial.number}"),
             tracking_uri=self.uri,
             metric=spec.metric,
             pruner=spec.pruner,
@@ -393,29 +410,48 @@ class Coordinator:
             workdir=workdir,
         )
 
-    def _launch(self, study: Any, distributions: dict[str, Any], workdir: str) -> None:
-        """Ask for the next trial and start its process; its run is recorded meanwhile, in
-        the background (the process waits for the run's id only when it first logs)."""
+    def _make_pool(self, workdir: str) -> TrialPool:
+        """The study's workers (they start in the background); an objective that cannot be
+        sent to them, or a Ray cluster that cannot hold a trial, fails here, before anything
+        is recorded."""
         import cloudpickle
 
-        trial = study.ask(distributions)
-        task = self._task(trial, workdir)
         try:
-            payload = cloudpickle.dumps(task)
+            payload = cloudpickle.dumps(self._study_task(workdir))
         except Exception as exc:
-            run_id = self._record_trial(study, trial, task)
-            self._finish_trial(study, trial, run_id, {"state": "FAIL", "error": str(exc)})
             raise InvalidParameterValue(
-                f"The objective cannot be sent to a trial process: {exc}"
+                f"The objective cannot be sent to a trial worker: {exc}"
             ) from exc
-        env = dict(os.environ)
+        env = {k: v for k, v in os.environ.items() if k != "SLIPWAY_RUN_ID"}
         env["SLIPWAY_TRACKING_URI"] = self.uri
         env["SLIPWAY_TUNING_STUDY"] = self.name
-        env.pop("SLIPWAY_RUN_ID", None)
-        job = TrialJob(payload, os.path.join(workdir, f"result-{trial.number}.json"), env)
-        item = _Running(trial, TrialProcess(job, workdir))
-        item.recorded = self._in_background(lambda: self._record_trial(study, trial, task, item))
+        size = self.spec.parallelism
+        ready = min(size, self.spec.total_trials() or size)  # no more workers than trials
+        if self.on == "ray":
+            from slipway.tuning.ray_workers import RayPool
+
+            ray_env = {k: v for k, v in env.items() if k.startswith("SLIPWAY_")}
+            return RayPool(
+                size, payload, ray_env, self.spec.trial_resources, self.ray_address, ready
+            )
+        from slipway.tuning.pool import LocalPool
+        from slipway.tuning.worker import WorkerJob
+
+        return LocalPool(size, WorkerJob(payload, env), ready)
+
+    def _dispatch(self, trial: Any) -> None:
+        """Hand a trial the study has asked for to a worker; its run is recorded meanwhile, in
+        the background (the worker waits for the run's id only when the trial first logs), and
+        the journal written just after (the worker waits for its trial there only when the
+        trial first reports)."""
+        item = _Running(trial)
         self.running[trial.number] = item
+        self.pool.start(
+            trial.number,
+            {"trial_id": trial._trial_id, "number": trial.number, "params": dict(trial.params)},
+        )
+        item.started = time.monotonic()  # its timeout counts from here, not the worker's start
+        item.recorded = self._in_background(lambda: self._record_trial(trial, item))
 
     def _create_trial_run(self, number: int) -> str:
         tags = {
@@ -430,20 +466,13 @@ class Coordinator:
         )
         return run.info.run_id
 
-    def _record_trial(
-        self, study: Any, trial: Any, task: TrialTask, item: _Running | None = None
-    ) -> str:
-        """Create the trial's run (a child of the study's), tell the trial's process its id,
-        log its parameters and keep the id on the Optuna trial."""
+    def _record_trial(self, trial: Any, item: _Running) -> str:
+        """Create the trial's run (a child of the study's), tell the trial's worker its id and
+        log its parameters (the id goes on the Optuna trial when it is told)."""
         run_id = self._create_trial_run(trial.number)
-        partial = task.run_id_file + ".partial"
-        with open(partial, "w", encoding="utf-8") as stream:
-            stream.write(run_id)
-        os.replace(partial, task.run_id_file)
-        if item is not None:
-            item.run_id = run_id
+        item.run_id = run_id
+        self.pool.record_run(trial.number, run_id)
         self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in trial.params.items()])
-        study._storage.set_trial_system_attr(trial._trial_id, RUN_ID_ATTR, run_id)
         return run_id
 
     def _end_run(
@@ -454,10 +483,12 @@ class Coordinator:
         value: float | None = None,
         step: int = 0,
         error: str | None = None,
+        extra: dict[str, str] | None = None,
     ) -> None:
         tags = [RunTag(STATE_TAG, state)]
         if error:
             tags.append(RunTag(ERROR_TAG, error[:ERROR_TAG_MAX]))
+        tags += [RunTag(k, v) for k, v in (extra or {}).items()]
         metrics = []
         if value is not None:
             metrics.append(Metric(self.spec.metric, value, now_ms(), step))
@@ -465,7 +496,7 @@ class Coordinator:
         self.client.set_terminated(run_id, status)
 
     def _finish_trial(
-        self, study: Any, trial: Any, run_id: str, result: dict[str, Any], interrupted: bool = False
+        self, study: Any, trial: Any, run_id: str, result: Outcome, interrupted: bool = False
     ) -> TrialResult:
         """Tell the study how the trial went (now: the next trial's sampling depends on it)
         and record it on the trial's run and the study's (in the background)."""
@@ -474,30 +505,36 @@ class Coordinator:
         state = result.get("state")
         value = result.get("value")
         error = str(result.get("error") or "the trial failed")
+        extra = {str(k): str(v) for k, v in (result.get("tags") or {}).items()}
         storage = study._storage
-        self._backend.refresh()  # the trial's own writes (its intermediate values) count now
+        if result.get("reported", True):  # its intermediate values count now
+            self._backend.refresh()
+        if run_id:
+            storage.set_trial_system_attr(trial._trial_id, RUN_ID_ATTR, run_id)
         end: Callable[[], None]
         if state == "COMPLETE" and isinstance(value, int | float) and not math.isnan(value):
             frozen = study.tell(trial, float(value))
             last = result.get("last_step")
             step = last + 1 if isinstance(last, int) else 0
             end = lambda: self._end_run(  # noqa: E731
-                run_id, "COMPLETE", RunStatus.FINISHED, float(value), step
+                run_id, "COMPLETE", RunStatus.FINISHED, float(value), step, extra=extra
             )
         elif state == "PRUNED":
             frozen = study.tell(trial, state=TrialState.PRUNED)
-            end = lambda: self._end_run(run_id, "PRUNED", RunStatus.FINISHED)  # noqa: E731
+            end = lambda: self._end_run(  # noqa: E731
+                run_id, "PRUNED", RunStatus.FINISHED, extra=extra
+            )
         else:
             storage.set_trial_system_attr(trial._trial_id, FAIL_REASON_ATTR, error)
             if interrupted:
                 storage.set_trial_system_attr(trial._trial_id, INTERRUPTED_ATTR, True)
             frozen = study.tell(trial, state=TrialState.FAIL)
             status = RunStatus.KILLED if interrupted else RunStatus.FAILED
-            end = lambda: self._end_run(run_id, "FAIL", status, error=error)  # noqa: E731
+            end = lambda: self._end_run(run_id, "FAIL", status, error=error, extra=extra)  # noqa: E731
             if not interrupted:
                 self.failures += 1
         if run_id:  # else its run could not be recorded: the study stops on that error
-            self._in_background(end)
+            self._after_dispatch(end)
         self.done += 1
         finished = TrialResult.from_optuna(frozen)
         if (
@@ -510,41 +547,46 @@ class Coordinator:
             best = [Metric(f"best_{self.spec.metric}", finished.value, now_ms(), self.done)]
             tags = [RunTag(BEST_TRIAL_TAG, str(finished.number))]
             parent = self.record.run_id
-            self._in_background(lambda: self.client.log_batch(parent, metrics=best, tags=tags))
+            self._after_dispatch(lambda: self.client.log_batch(parent, metrics=best, tags=tags))
         return finished
 
     def _collect(self, study: Any, timeout: float) -> list[TrialResult]:
         """Wait up to ``timeout`` for trials to end; finish those that did."""
-        spec = self.spec
-        if spec.trial_timeout is not None:
-            for item in self.running.values():
-                if item.process.duration > spec.trial_timeout:
-                    item.process.kill("timeout")
-        sentinels = [item.process.sentinel for item in self.running.values()]
-        if sentinels and timeout > 0:
-            wait(sentinels, timeout)
+        limit = self.spec.trial_timeout
+        ended: list[tuple[int, Outcome]] = []
+        if limit is not None:
+            now = time.monotonic()
+            for number, item in list(self.running.items()):
+                left = item.started + limit - now
+                if left <= 0:
+                    self.pool.kill(number, "timeout")
+                    ended.append(
+                        (number, {"state": "FAIL", "error": f"timed out after {limit:g} s"})
+                    )
+                else:
+                    timeout = min(timeout, left)
+        if not ended:
+            ended = self.pool.wait(timeout)
         finished = []
-        for number, item in list(self.running.items()):
-            if item.process.poll() is None:
-                continue
-            del self.running[number]
+        for number, result in ended:
+            item = self.running.pop(number)
             item.wait_recorded()
-            result = item.process.result()
-            if item.process.killed == "timeout":
-                result["error"] = f"timed out after {spec.trial_timeout:g} s"
             finished.append(self._finish_trial(study, item.trial, item.run_id, result))
         return finished
 
     def _stop_all(self, study: Any, reason: str) -> None:
+        with contextlib.suppress(Exception):
+            self.pool.kill_all(list(self.running), "interrupted")
         for number, item in list(self.running.items()):
-            item.process.kill("interrupted")
             del self.running[number]
             with contextlib.suppress(Exception):  # the error being handled matters more
                 item.wait_recorded()
             result = {"state": "FAIL", "error": reason}
             self._finish_trial(study, item.trial, item.run_id, result, interrupted=True)
-        # A trial asked for just as the stop came, before its process was started, is RUNNING
-        # in the study without being in ``running``: fail it too, so nothing is left RUNNING.
+        self._backend.release()
+        # A trial asked for just as the stop came, before it was handed to a worker, is
+        # RUNNING in the study without being in ``running``: fail it too, so nothing is left
+        # RUNNING.
         with contextlib.suppress(Exception):
             self._recover(study)
 
@@ -561,17 +603,23 @@ class Coordinator:
 
     def run(self) -> Study:
         with _quiet_optuna():
-            return self._run()
+            workdir = tempfile.mkdtemp(prefix="slipway-tuning-")
+            try:
+                self.pool = self._make_pool(workdir)
+                try:
+                    return self._run()
+                finally:
+                    self.pool.close()
+            finally:
+                shutil.rmtree(workdir, ignore_errors=True)
 
     def _run(self) -> Study:
         from optuna.trial import TrialState
 
-        warm_up(self.uri, self.name)  # the fork server imports while this process gets ready
         self.record = self._open_record()
         self._claim()
         renewal = threading.Thread(target=self._renew, name="study-claim", daemon=True)
         renewal.start()
-        workdir = tempfile.mkdtemp(prefix="slipway-tuning-")
         status = RunStatus.FAILED
         study: Any = None
         try:
@@ -591,7 +639,7 @@ class Coordinator:
                         and better(self.spec.direction, trial.value, self.best_value)
                     ):
                         self.best_value, self.best_number = trial.value, trial.number
-            self._loop(study, workdir)
+            self._loop(study)
             status = (
                 RunStatus.FAILED
                 if self.stop_reason == "max_failed_trials"
@@ -611,22 +659,23 @@ class Coordinator:
             self._renewal_stop.set()
             renewal.join(timeout=5)
             try:
+                self._submit_later()
                 self._recorder.shutdown(wait=True)
                 self._check_records(wait_all=True)
                 self._close_run(study, status)
             finally:
                 with contextlib.suppress(Exception):
                     self.store.release_study(self.name, self.owner)
-                shutil.rmtree(workdir, ignore_errors=True)
         return self.result(study)
 
-    def _loop(self, study: Any, workdir: str) -> None:
+    def _loop(self, study: Any) -> None:
         spec = self.spec
         total = spec.total_trials()
         distributions = {name: dist.to_optuna() for name, dist in spec.space.items()}
         deadline = time.monotonic() + spec.timeout if spec.timeout is not None else None
         launched = self.done
         self._report(None)
+        self._backend.hold()  # a tell and the next asks are written together, at dispatch
         while True:
             if self._lease_error is not None:
                 raise self._lease_error
@@ -644,12 +693,20 @@ class Coordinator:
                     and (not better(spec.direction, spec.goal, self.best_value))
                 ):
                     self.stop_reason = "goal"
+            asked: list[Any] = []
             if self.stop_reason is None:
-                while len(self.running) < spec.parallelism and (total is None or launched < total):
-                    self._launch(study, distributions, workdir)
+                free = spec.parallelism - len(self.running)
+                while len(asked) < free and (total is None or launched < total):
+                    asked.append(study.ask(distributions))
                     launched += 1
+            for trial in asked:
+                self._dispatch(trial)
+            self._backend.flush()
+            self._submit_later()
+            if asked:
                 self._report(None)
             if not self.running:
+                self._backend.release()
                 return
             wait_for = POLL_SECONDS
             if deadline is not None and self.stop_reason is None:
@@ -694,11 +751,20 @@ def run_study(
     callbacks: Sequence[TrialCallback] = (),
     on_progress: Callable[[Progress], None] | None = None,
     resume_only: bool = False,
+    on: str = "local",
+    ray_address: str | None = None,
 ) -> Study:
-    """Run (or resume) the study ``spec`` describes and return it when it stops."""
+    """Run (or resume) the study ``spec`` describes and return it when it stops.
+
+    ``on`` says where trials run: ``local`` (worker processes of this machine) or ``ray``
+    (Ray actors on the cluster at ``ray_address``, see :mod:`slipway.tuning.ray_workers`)."""
     from slipway.tuning.samplers import make_sampler
 
     spec = spec.check()
+    if on == "local":  # the fork server imports while this process gets ready
+        from slipway.tuning.launcher import warm_up
+
+        warm_up(absolute_uri(tracking_uri or uris.get_tracking_uri()), spec.name)
     make_sampler(spec)  # a sampler that cannot run fails here, before anything is recorded
     coordinator = Coordinator(
         spec,
@@ -709,6 +775,8 @@ def run_study(
         callbacks,
         on_progress,
         resume_only,
+        on,
+        ray_address,
     )
     return coordinator.run()
 

@@ -17,7 +17,9 @@
 * ``earlyStopping``: ``medianstop`` with ``min_trials_required`` and ``start_step``;
 * the trial command: ``trialTemplate`` (``trialParameters`` and the primary container's
   ``command`` and ``args`` in ``trialSpec``), or Slipway's shorter ``trialCommand`` (or
-  ``command``), a list in which ``${trialParameters.NAME}`` names a parameter directly.
+  ``command``), a list in which ``${trialParameters.NAME}`` names a parameter directly;
+* the primary container's ``resources`` (``cpu``, ``memory``, ``nvidia.com/gpu`` requests or
+  limits): what each trial holds when the study runs on Ray (``slipway tune --on ray``).
 
 Any other field is an error naming it and where it is (``spec.parameters[1].feasibleSpac``),
 so a typo never silently changes a study. :func:`to_katib` writes the Experiment a spec
@@ -34,6 +36,7 @@ from typing import Any
 from slipway.exceptions import InvalidParameterValue
 from slipway.tuning import space as sp
 from slipway.tuning.command import references
+from slipway.tuning.resources import from_container, to_container
 from slipway.tuning.spec import PrunerSpec, SamplerSpec, TuneSpec
 
 API_VERSION = "kubeflow.org/v1beta1"
@@ -188,9 +191,12 @@ def _parameter(item: object, path: str) -> tuple[str, sp.Distribution]:
     )
 
 
-def _container_command(trial_spec: object, primary: str | None, path: str) -> list[str]:
-    """The primary container's command and args, found wherever the trial's kind keeps its
-    pod template (a Job's ``spec.template.spec.containers``, a PyTorchJob's replica specs)."""
+def _container_command(
+    trial_spec: object, primary: str | None, path: str
+) -> tuple[list[str], Mapping[str, Any]]:
+    """The primary container's command and args, and the container, found wherever the
+    trial's kind keeps its pod template (a Job's ``spec.template.spec.containers``, a
+    PyTorchJob's replica specs)."""
     found: list[Mapping[str, Any]] = []
 
     def walk(node: object) -> None:
@@ -216,10 +222,13 @@ def _container_command(trial_spec: object, primary: str | None, path: str) -> li
     argv = [str(a) for a in list(chosen.get("command") or []) + list(chosen.get("args") or [])]
     if not argv:
         raise InvalidParameterValue(f"{path}: the container {chosen.get('name')!r} has no command")
-    return argv
+    return argv, chosen
 
 
-def _template_command(value: object, path: str, parameters: Mapping[str, Any]) -> list[str]:
+def _template_command(
+    value: object, path: str, parameters: Mapping[str, Any], notes: list[str]
+) -> tuple[list[str], dict[str, float]]:
+    """The trial command of a ``trialTemplate`` and the resources its container asks for."""
     template = _object(value, path, _TEMPLATE_FIELDS)
     mapping: dict[str, str] = {}
     for i, item in enumerate(
@@ -238,9 +247,11 @@ def _template_command(value: object, path: str, parameters: Mapping[str, Any]) -
         mapping[name] = ref
     if "trialSpec" not in template:
         raise InvalidParameterValue(f"{path}.trialSpec: required (the trial's Job or other kind)")
-    argv = _container_command(
+    argv, container = _container_command(
         template["trialSpec"], template.get("primaryContainerName"), f"{path}.trialSpec"
     )
+    resources, unused = from_container(container, f"{path}.trialSpec")
+    notes.extend(unused)
     for name in references(argv):
         if name not in mapping:
             raise InvalidParameterValue(
@@ -253,7 +264,7 @@ def _template_command(value: object, path: str, parameters: Mapping[str, Any]) -
         for name, ref in mapping.items():
             arg = arg.replace(f"${{trialParameters.{name}}}", f"${{trialParameters.{ref}}}")
         out.append(arg)
-    return out
+    return out, resources
 
 
 def read_spec(data: object, source: str | os.PathLike[str] | None = None) -> TuneSpec:
@@ -378,8 +389,11 @@ def read_spec(data: object, source: str | os.PathLike[str] | None = None) -> Tun
     if len(commands) > 1:
         raise InvalidParameterValue(f"{path}: give one of {', '.join(commands)}, not several")
     command: list[str] | None = None
+    resources: dict[str, float] = {}
     if commands == ["trialTemplate"]:
-        command = _template_command(spec["trialTemplate"], f"{path}.trialTemplate", parameters)
+        command, resources = _template_command(
+            spec["trialTemplate"], f"{path}.trialTemplate", parameters, notes
+        )
     elif commands:
         key = commands[0]
         raw = spec[key]
@@ -424,6 +438,7 @@ def read_spec(data: object, source: str | os.PathLike[str] | None = None) -> Tun
         cwd=cwd,
         metric_strategy=strategy,
         additional_metrics=tuple(extra),
+        trial_resources=resources,
         notes=tuple(notes),
     ).check()
 
@@ -536,6 +551,8 @@ def to_katib(
         "image": image,
         "command": list(spec.command),
     }
+    if spec.trial_resources:
+        container["resources"] = to_container(spec.trial_resources)
     body["trialTemplate"] = {
         "primaryContainerName": PRIMARY_CONTAINER,
         "trialParameters": [

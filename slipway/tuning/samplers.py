@@ -1,7 +1,7 @@
 """Optuna samplers and pruners for a :class:`~slipway.tuning.spec.TuneSpec`.
 
 Samplers run in the coordinator only (it asks for every trial's parameters); pruners run in each
-trial's process too (``trial.should_prune()``), built there from the same spec, so every process
+trial worker too (``trial.should_prune()``), built there from the same spec, so every process
 prunes by the same rule against the study's shared journal.
 
 TPE with more than one trial at a time uses Optuna's ``constant_liar`` (running trials count as

@@ -16,6 +16,7 @@ from typing import Any
 
 from slipway.exceptions import InvalidParameterValue
 from slipway.tuning import space as sp
+from slipway.tuning.resources import check_resources
 
 DIRECTIONS = ("maximize", "minimize")
 SAMPLERS = ("random", "grid", "tpe", "multivariate-tpe", "cmaes")
@@ -96,6 +97,9 @@ class TuneSpec:
     metric_strategy: str = "latest"
     additional_metrics: tuple[str, ...] = ()
     trial_timeout: float | None = None
+    trial_resources: dict[str, float] = field(default_factory=dict)
+    """What each trial holds where it runs on Ray (``cpu``, ``gpu``, ``memory`` in bytes,
+    custom resources): see :mod:`slipway.tuning.resources`."""
     notes: tuple[str, ...] = ()
     """What the spec was read as, for the user (``bayesianoptimization runs as tpe``)."""
 
@@ -134,6 +138,7 @@ class TuneSpec:
             metric_strategy=_choice(self.metric_strategy, STRATEGIES, "metric strategy"),
             additional_metrics=tuple(self.additional_metrics),
             trial_timeout=_optional_seconds(self.trial_timeout, "trial_timeout"),
+            trial_resources=check_resources(self.trial_resources),
         )
 
     def total_trials(self) -> int | None:
@@ -177,6 +182,8 @@ class TuneSpec:
             out["sampler"]["seed"] = self.sampler.seed
         if self.additional_metrics:
             out["additional_metrics"] = list(self.additional_metrics)
+        if self.trial_resources:
+            out["trial_resources"] = dict(self.trial_resources)
         return out
 
     @classmethod
@@ -203,6 +210,7 @@ class TuneSpec:
             metric_strategy=data.get("metric_strategy", "latest"),
             additional_metrics=tuple(data.get("additional_metrics") or ()),
             trial_timeout=data.get("trial_timeout"),
+            trial_resources=dict(data.get("trial_resources") or {}),
         ).check()
 
 

@@ -1,9 +1,10 @@
 """What an objective gets: :class:`Trial`, one set of parameters to evaluate, and
 :class:`TrialPruned`, raised to stop a trial the pruner gave up on.
 
-A trial runs in a process of its own. ``trial.params`` holds the values the sampler chose (in
-the coordinator, before the process started); ``trial.report(value, step)`` records an
-intermediate value both in the study (for the pruner, across processes) and as the metric
+A trial runs in a trial worker, a process apart from the study's (see
+:mod:`slipway.tuning.runner`). ``trial.params`` holds the values the sampler chose (in the
+coordinator, before the trial started); ``trial.report(value, step)`` records an intermediate
+value both in the study (for the pruner, across processes) and as the metric
 history of the study's metric on the trial's run; ``trial.should_prune()`` asks the study's
 pruner. The Optuna trial behind them is opened on the first report, so an objective that
 reports nothing never touches the study's journal.
@@ -58,7 +59,7 @@ class Trial:
 
     @property
     def run_id(self) -> str:
-        """The trial's run (its process may start a moment before the run is recorded: this
+        """The trial's run (the trial may start a moment before the run is recorded: this
         waits for it)."""
         return self._run_id if isinstance(self._run_id, str) else self._run_id()
 

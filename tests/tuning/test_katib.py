@@ -167,6 +167,34 @@ def test_emitted_experiment_reads_back_the_same() -> None:
     )
 
 
+def _with_template(resources: dict[str, Any]) -> dict[str, Any]:
+    spec = {k: v for k, v in SPEC.items() if k != "trialCommand"}
+    container = {"name": "main", "command": ["python", "trial.py"], "resources": resources}
+    spec["trialTemplate"] = {
+        "primaryContainerName": "main",
+        "trialSpec": {"kind": "Job", "spec": {"template": {"spec": {"containers": [container]}}}},
+    }
+    return spec
+
+
+def test_the_trial_templates_resources_are_what_a_trial_holds() -> None:
+    spec = katib.read_spec(
+        _with_template(
+            {
+                "requests": {"cpu": "1500m", "memory": "2Gi", "ephemeral-storage": "1Gi"},
+                "limits": {"nvidia.com/gpu": 1, "cpu": "4"},  # a limit alone counts
+            }
+        )
+    )
+    assert spec.trial_resources == {"cpu": 1.5, "memory": 2.0 * 2**30, "gpu": 1.0}
+    assert spec.notes == ("the trial's resource 'ephemeral-storage' is not used",)
+    manifest = katib.to_katib(spec)
+    again = katib.read_spec(manifest)
+    assert again.trial_resources == spec.trial_resources
+    with pytest.raises(InvalidParameterValue, match=r"resources\.cpu: unknown unit 'x'"):
+        katib.read_spec(_with_template({"requests": {"cpu": "2x"}}))
+
+
 def test_a_python_objective_cannot_be_emitted() -> None:
     spec = katib.read_spec({k: v for k, v in SPEC.items() if k != "trialCommand"})
     with pytest.raises(InvalidParameterValue, match="needs a trial command"):
