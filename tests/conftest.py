@@ -43,6 +43,19 @@ STORE_BACKENDS = [*BACKENDS, "rest"]
 CONTRACT_DIR = Path(__file__).parent / "tracking" / "store"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """One Slipway cache folder (the SQLite schema template) for the whole session, never the
+    user's: set before xdist starts its workers and the tests their processes, which inherit
+    it; removed at the end by the process that made it."""
+    if not os.environ.get("SLIPWAY_CACHE_DIR"):
+        import shutil
+        import tempfile
+
+        folder = tempfile.mkdtemp(prefix="slipway-test-cache-")
+        os.environ["SLIPWAY_CACHE_DIR"] = folder
+        config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Run every test that uses ``store`` once per backend. The store contract suite (the tests
     in tests/tracking/store) runs on all of ``STORE_BACKENDS``; elsewhere a test gets the SQL
@@ -80,7 +93,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         )
         suffix = "@" + "_".join(names)
         if names and not item.nodeid.endswith(suffix):
-            item._id = NodeId.parse(item.nodeid + suffix)  # type: ignore[attr-defined]
+            item._id = NodeId.parse(item.nodeid + suffix)
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import StaticPool
 
 from slipway.exceptions import InvalidParameterValue, TemporarilyUnavailable
+from slipway.tracking.store.sql import schema_template
 
 SCHEMA_HEAD = "0006"
 """The newest migration; a test checks that it matches the Alembic scripts."""
@@ -168,14 +169,24 @@ def current_revision(conn: Connection) -> str | None:
 
 
 def ensure_schema(engine: Engine) -> None:
-    """Bring the database to :data:`SCHEMA_HEAD`, once, under a lock shared by every process."""
+    """Bring the database to :data:`SCHEMA_HEAD`, once, under a lock shared by every process.
+
+    A new SQLite database receives a copy of the schema template (the same migrations, run
+    once per machine: see :mod:`.schema_template`); any other database, or a template that
+    cannot be used, gets the migrations themselves.
+    """
     with engine.connect() as conn:
         if current_revision(conn) == SCHEMA_HEAD:
             return
     with _migration_lock(engine):
         with engine.connect() as conn:
-            if current_revision(conn) == SCHEMA_HEAD:
+            revision = current_revision(conn)
+            if revision == SCHEMA_HEAD:
                 return  # another process migrated while we waited
+        if revision is None and schema_template.fill_new_database(engine, SCHEMA_HEAD, _upgrade):
+            with engine.connect() as conn:
+                if current_revision(conn) == SCHEMA_HEAD:
+                    return
         _upgrade(engine)
 
 
