@@ -106,6 +106,7 @@ def check_runs(root: Path, expected: int, nproc: int) -> None:
 
 
 def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    load_at_start = os.getloadavg()
     (root / "allreduce.py").write_text(SCRIPT)
     sides = list(SIDES)
     # one untimed round: creates the store and warms the page cache for both sides
@@ -130,6 +131,7 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "nproc": args.nproc,
         "repeat": args.repeat,
+        "load_average_start": load_at_start,
         "load_average": os.getloadavg(),
         "times_s": times,
         "cpu_s": cpus,
@@ -141,9 +143,11 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
 def markdown(result: dict[str, Any]) -> str:
     base, base_cpu = result["median_s"]["torchrun"], result["median_cpu_s"]["torchrun"]
     load = ", ".join(f"{x:.1f}" for x in result["load_average"])
+    start = ", ".join(f"{x:.1f}" for x in result["load_average_start"])
     lines = [
         f"Python {result['python']}, torch {result['torch']}, {result['cpus']} CPUs (load "
-        f"average at the end {load}); {result['nproc']} workers, gloo, one all_reduce; median "
+        f"average {start} at the start, {load} at the end); {result['nproc']} workers, gloo, "
+        "one all_reduce; median "
         f"of {result['repeat']} interleaved runs, each launcher a fresh process from spawn to "
         "exit; CPU is the launcher's and its workers' together.",
         "",

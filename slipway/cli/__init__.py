@@ -2,26 +2,45 @@
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
 import slipway
 from slipway.cli._output import CliState, SlipwayGroup
-from slipway.cli.experiments import experiments
-from slipway.cli.models import models
-from slipway.cli.models_env import predict_command as _predict  # noqa: F401 (registers)
-from slipway.cli.pipelines import pipelines
-from slipway.cli.runs import runs
-from slipway.cli.scheduler import scheduler
-from slipway.cli.serve import serve
-from slipway.cli.server import server
-from slipway.cli.train import train
-from slipway.cli.tune import tune
-from slipway.cli.ui import ui
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
+COMMANDS = {
+    "experiments": "slipway.cli.experiments",
+    "runs": "slipway.cli.runs",
+    "models": "slipway.cli.models_env",  # the models group, with the commands it adds
+    "server": "slipway.cli.server",
+    "serve": "slipway.cli.serve",
+    "pipelines": "slipway.cli.pipelines",
+    "scheduler": "slipway.cli.scheduler",
+    "tune": "slipway.cli.tune",
+    "train": "slipway.cli.train",
+    "ui": "slipway.cli.ui",
+}
+"""Each command's module (which defines it under its own name), imported when the command is
+used or listed: ``slipway train`` does not pay for importing the other commands."""
 
-@click.group("slipway", cls=SlipwayGroup, context_settings=CONTEXT_SETTINGS)
+
+class LazySlipwayGroup(SlipwayGroup):
+    """The top-level group, loading its commands from :data:`COMMANDS` on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            module = importlib.import_module(COMMANDS[cmd_name])
+            self.add_command(getattr(module, cmd_name), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group("slipway", cls=LazySlipwayGroup, context_settings=CONTEXT_SETTINGS)
 @click.version_option(
     slipway.__version__, "--version", "-V", prog_name="slipway", message="%(prog)s %(version)s"
 )
@@ -52,18 +71,6 @@ def cli(ctx: click.Context, tracking_uri: str | None) -> None:
       slipway pipelines compile examples/pipelines/iris.py --format kfp -o iris.yaml
     """
     ctx.ensure_object(CliState).tracking_uri = tracking_uri
-
-
-cli.add_command(experiments)
-cli.add_command(runs)
-cli.add_command(models)
-cli.add_command(server)
-cli.add_command(serve)
-cli.add_command(pipelines)
-cli.add_command(scheduler)
-cli.add_command(tune)
-cli.add_command(train)
-cli.add_command(ui)
 
 
 def main() -> None:

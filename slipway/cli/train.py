@@ -1,5 +1,6 @@
-"""``slipway train``: run a training script on N local workers, like ``torchrun``, as one
-tracked, restartable run; or write the Kubeflow PyTorchJob that runs it on a cluster.
+"""``slipway train``: run a training script on N local workers, like ``torchrun``, or on a Ray
+cluster (``--on ray``), as one tracked, restartable run; or write the Kubeflow PyTorchJob that
+runs it on a Kubernetes cluster.
 
 Options of ``slipway train`` are recognised anywhere on the line, and everything else is the
 script's; after ``--``, everything is the script's. The training modules (and torch) are
@@ -17,8 +18,12 @@ from slipway.cli._output import CliState, print_error, tracking_uri_option
 
 EMIT_FORMATS = ("pytorchjob",)
 BACKEND_CHOICES = ("auto", "gloo", "nccl")
+TARGET_CHOICES = ("local", "ray")
+STRATEGY_CHOICES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
 _COMMANDLINE = click.core.ParameterSource.COMMANDLINE
 _EMIT_ONLY = ("output", "image", "nnodes", "elastic", "namespace", "job_name", "cpu", "memory")
+_RAY_ONLY = ("ray_address", "placement_strategy", "resources_per_worker", "placement_timeout")
+_LOCAL_ONLY = ("master_port", "force")
 
 
 def _parse_elastic(value: str | None) -> tuple[int, int] | None:
@@ -88,6 +93,41 @@ def _parse_elastic(value: str | None) -> tuple[int, int] | None:
 )
 @click.option("--quiet", is_flag=True, help="Do not copy the workers' output to the console.")
 @click.option(
+    "--on",
+    "target",
+    type=click.Choice(TARGET_CHOICES),
+    default="local",
+    show_default=True,
+    help="Where the workers run: local processes, or one Ray actor per rank on a cluster.",
+)
+@click.option(
+    "--ray-address",
+    metavar="ADDR",
+    help="With --on ray: the cluster (auto, HOST:PORT or ray://HOST:PORT); default "
+    "RAY_ADDRESS, else a local Ray instance.",
+)
+@click.option(
+    "--placement-strategy",
+    type=click.Choice(STRATEGY_CHOICES),
+    default="PACK",
+    show_default=True,
+    help="With --on ray: how the workers spread over the nodes.",
+)
+@click.option(
+    "--resources-per-worker",
+    metavar="NAME=AMOUNT,...",
+    help="With --on ray: what each worker reserves, e.g. CPU=2,GPU=1 (default CPU=1, and "
+    "GPU=1 with nccl).",
+)
+@click.option(
+    "--placement-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --on ray: how long to wait for the workers' resources to be free.",
+)
+@click.option(
     "--emit",
     type=click.Choice(EMIT_FORMATS),
     help="Do not train: print the Kubeflow PyTorchJob manifest that runs this on a cluster.",
@@ -136,6 +176,11 @@ def train(
     force: bool,
     system_metrics_interval: float,
     quiet: bool,
+    target: str,
+    ray_address: str | None,
+    placement_strategy: str,
+    resources_per_worker: str | None,
+    placement_timeout: float,
     emit: str | None,
     output: Path | None,
     image: str | None,
@@ -148,7 +193,8 @@ def train(
     gpus: int,
 ) -> None:
     """Run SCRIPT on --nproc local workers under PyTorch's elastic agent (what torchrun uses),
-    with torchrun's environment (RANK, WORLD_SIZE, MASTER_ADDR...), as one tracked run.
+    or on a Ray cluster with --on ray (one actor per rank), with torchrun's environment (RANK,
+    WORLD_SIZE, MASTER_ADDR...), as one tracked run.
 
     Rank 0's slipway.log_metric calls go to the job's run; every rank's logs become its
     artifacts logs/rank_<r>.stdout.txt and .stderr.txt. The run ends FINISHED, FAILED (the
@@ -160,10 +206,14 @@ def train(
       slipway train --nproc 4 train.py --epochs 5
       slipway train --nproc 2 --max-restarts 2 --experiment ddp train.py --lr 0.1
       slipway train --nproc 2 --timeout 600 train.py -- --timeout 30
+      slipway train --nproc 8 --on ray --ray-address auto train.py --lr 0.1
       slipway train --nproc 2 train.py --emit pytorchjob -o job.yaml
     """
     tracking_uri = ctx.ensure_object(CliState).tracking_uri
     args = list(script_args)
+    ray_given = [name for name in _RAY_ONLY if ctx.get_parameter_source(name) is _COMMANDLINE]
+    if emit is not None and (target == "ray" or ray_given):
+        raise click.UsageError("--emit pytorchjob writes a Kubernetes job: leave out --on ray")
     if emit is not None:
         _emit(
             script,
@@ -194,6 +244,20 @@ def train(
             f"{flags} go with --emit pytorchjob. If they are the script's own arguments, put "
             "them after --: slipway train [OPTIONS] SCRIPT -- [SCRIPT_ARGS]..."
         )
+    misplaced = (
+        [n for n in _LOCAL_ONLY if ctx.get_parameter_source(n) is _COMMANDLINE]
+        if target == "ray"
+        else ray_given
+    )
+    if misplaced:
+        flags = ", ".join("--" + name.replace("_", "-") for name in misplaced)
+        where = "local jobs" if target == "ray" else "--on ray"
+        raise click.UsageError(f"{flags} go with {where}")
+    resources = None
+    if resources_per_worker is not None:
+        from slipway.training.ray_placement import parse_resources
+
+        resources = parse_resources(resources_per_worker)
 
     from slipway.training.launcher import launch
 
@@ -212,6 +276,11 @@ def train(
             force=force,
             system_metrics_interval=system_metrics_interval,
             quiet=quiet,
+            on=target,
+            ray_address=ray_address,
+            resources_per_worker=resources,
+            placement_strategy=placement_strategy,
+            placement_timeout=placement_timeout,
         )
     except KeyboardInterrupt:
         print_error("interrupted: the workers were stopped and the run marked KILLED")

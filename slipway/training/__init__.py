@@ -18,7 +18,8 @@
 A script works the same way: ``slipway train --nproc 2 train.py --lr 0.1``, or
 ``training.launch("train.py", workers=2, args=["--lr", "0.1"])``; any script that runs under
 ``torchrun`` runs unchanged. ``slipway train ... --emit pytorchjob`` writes the Kubeflow
-PyTorchJob that runs it on a cluster instead.
+PyTorchJob that runs it on a cluster instead; ``launch(..., on="ray", ray_address="auto")``
+(``slipway train --on ray``) runs the same job on a Ray cluster, one actor per rank.
 
 In the workers, ``slipway.log_metric`` and friends log to the job's run on rank 0
 (``SLIPWAY_RUN_ID`` names it, so ``slipway.start_run()`` there resumes it rather than starting

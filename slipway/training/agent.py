@@ -94,9 +94,15 @@ class WorkerFailure:
     time: float | None
     """When it failed, to the sub-second, if the worker recorded it."""
     has_error_file: bool
+    cause: str | None = None
+    """How it ended when no exit code says it (on Ray: ``node lost``, ``actor died``...)."""
+    stopped: bool = False
+    """Stopped by the launcher because another rank failed: a consequence, never the cause."""
 
     def describe(self) -> str:
-        how = f"killed by {self.signal}" if self.signal else f"exit code {self.exit_code}"
+        how = self.cause or (
+            f"killed by {self.signal}" if self.signal else f"exit code {self.exit_code}"
+        )
         return f"rank {self.rank} failed ({how}): {self.message}"
 
 
@@ -120,7 +126,9 @@ class AgentOutcome:
         did, which are usually its peers noticing it was gone."""
         if not self.failures:
             return None
-        candidates = [f for f in self.failures if f.signal != "SIGTERM"] or self.failures
+        candidates = [
+            f for f in self.failures if f.signal != "SIGTERM" and not f.stopped
+        ] or self.failures
         return min(
             candidates,
             key=lambda f: (f.has_error_file, f.time if f.time is not None else 0.0, f.rank),

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from slipway.entities import RunStatus
+from slipway.entities import Param, RunStatus, RunTag
 from slipway.exceptions import InvalidParameterValue, SlipwayError
-from slipway.tracking.client import SlipwayClient
+from slipway.tracking.client import SlipwayClient, make_metric
 from slipway.training.logs import DEFAULT_CAP_BYTES, AttemptLogs, capped_log, log_artifact_name
 from slipway.utils import validation as v
 
@@ -121,9 +121,11 @@ class JobRun:
             )
         if checkpoint_step is not None:
             tags[CHECKPOINT_TAG] = str(checkpoint_step)
-        self.client.log_metric(self.run_id, RESTARTS_METRIC, restarts)
-        for key, value in tags.items():
-            self.client.set_tag(self.run_id, key, value)
+        self.client.log_batch(
+            self.run_id,
+            metrics=[make_metric(RESTARTS_METRIC, restarts)],
+            tags=[v.validate_tag(RunTag(key, value)) for key, value in tags.items()],
+        )
         self.client.set_terminated(self.run_id, status)
 
 
@@ -147,10 +149,9 @@ def create_job_run(
         experiment_id, tags=tags, run_name=run_name, user_id=tags["mlflow.user"]
     )
     run_id = run.info.run_id
-    values = {key: _param_value(str(value)) for key, value in params.items()}
     try:
-        for key, value in values.items():
-            client.log_param(run_id, key, value)
+        values = [v.validate_param(Param(k, _param_value(str(x)))) for k, x in params.items()]
+        client.log_batch(run_id, params=values)  # one write: the run starts sooner
     except SlipwayError:
         client.set_terminated(run_id, RunStatus.FAILED)
         raise

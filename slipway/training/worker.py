@@ -14,7 +14,10 @@ Around the user's code, a :class:`WorkerSession`:
 * samples the worker's own CPU and memory into ``system/rank_<r>/...`` from a thread;
 * on an error, prints the traceback and writes torchelastic's error file, with the exact time
   it happened, so the launcher can tell the rank that failed first from those that failed
-  because it did.
+  because it did;
+* when ``SLIPWAY_TRAINING_PARENT_PID`` names its parent (a rank's actor on Ray), kills itself
+  and everything it started once that parent is gone: a worker must not outlive its actor or
+  its node, training on alone and holding its port.
 
 This file is run by path and imports only the standard library at first: a script that never
 uses Slipway does not pay for importing it. The fluent API is detached when (and if) the
@@ -41,6 +44,7 @@ from typing import Any
 __all__ = [
     "ERROR_FILE_ENV",
     "ERROR_TIME_KEY",
+    "PARENT_PID_ENV",
     "WorkerSession",
     "call_function",
     "detach_fluent",
@@ -52,6 +56,9 @@ __all__ = [
 JOB_RUN_ID_ENV = "SLIPWAY_TRAINING_RUN_ID"
 SYSTEM_METRICS_ENV = "SLIPWAY_TRAINING_SYSTEM_METRICS_INTERVAL"
 ERROR_FILE_ENV = "TORCHELASTIC_ERROR_FILE"
+PARENT_PID_ENV = "SLIPWAY_TRAINING_PARENT_PID"
+"""The pid of the process whose death must end this worker (set by the Ray launcher)."""
+PARENT_POLL_SECONDS = 0.5
 ERROR_TIME_KEY = "slipwayTime"
 """The failure's time in seconds (float), beside the whole seconds torchelastic keeps."""
 FLUENT_MODULE = "slipway.tracking.fluent"
@@ -70,6 +77,7 @@ class WorkerSession:
         self._sampler: threading.Thread | None = None
 
     def start(self) -> WorkerSession:
+        _watch_parent()
         if self.run_id is None:
             return self
         if self.rank != 0:
@@ -100,6 +108,32 @@ class WorkerSession:
         if self._sampler is not None:
             self._sampler.join(timeout=5)
             self._sampler = None
+
+
+# -- a worker dies with its parent ----------------------------------------------------------
+
+
+def _watch_parent() -> None:
+    """Start a thread that ends this worker (and its process group, when it leads one) once
+    the process named by ``SLIPWAY_TRAINING_PARENT_PID`` is no longer its parent. The variable
+    is taken out of the environment, so that processes the worker starts do not watch it."""
+    try:
+        parent = int(os.environ.pop(PARENT_PID_ENV, "") or 0)
+    except ValueError:
+        return
+    if parent <= 0:
+        return
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_SECONDS)
+        import signal
+
+        if os.getpgrp() == os.getpid():
+            os.killpg(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="slipway-parent-watch", daemon=True).start()
 
 
 # -- the fluent API on ranks other than 0 ----------------------------------------------------

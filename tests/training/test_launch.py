@@ -258,10 +258,14 @@ def test_silent_script_finishes_its_run(store_uri: str, tmp_path: Path) -> None:
     ]
 
 
-def test_other_ranks_fluent_calls_do_not_reach_the_run(store_uri: str, tmp_path: Path) -> None:
+def test_other_ranks_fluent_calls_do_not_reach_the_run(
+    store_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Every rank runs ``with slipway.start_run(): log...``: rank 0's values land in the job's
     run; rank 1's are dropped, and its block ending does not end the run. Every rank's own
-    system metrics are there."""
+    system metrics are there (each rank lives past the first sample, whatever the machine's
+    speed)."""
+    monkeypatch.setenv("HOLD_SECONDS", "1")
     result = training.launch(
         SCRIPTS / "fluent_ranks.py",
         workers=2,
@@ -289,6 +293,7 @@ def test_job_on_a_database_store(
 ) -> None:
     """Workers and launcher share a SQLite file or a PostgreSQL database: rank 0's values and
     both ranks' system metrics arrive, from three processes writing at once."""
+    monkeypatch.setenv("HOLD_SECONDS", "1")  # every rank lives past its first sample
     monkeypatch.setenv("SLIPWAY_ARTIFACT_ROOT", str(tmp_path / "artifacts"))
     result = training.launch(
         SCRIPTS / "fluent_ranks.py",
@@ -410,3 +415,61 @@ def _alive(pid: int) -> bool:
         return False
     status = Path(f"/proc/{pid}/status")
     return not (status.exists() and "zombie" in status.read_text())
+
+
+def test_the_command_line_keeps_the_run_in_a_helper_process(tmp_path: Path) -> None:
+    """``slipway train`` imports no tracking store before the launch, so the launcher can fork
+    the helper that opens it while torch is imported (importing the store eagerly somewhere
+    would quietly put it back on the job's start-up time)."""
+    code = (
+        "import slipway.cli, slipway.cli.train, slipway.training.launcher\n"
+        "from slipway.training.bookkeeping import can_fork\n"
+        "assert can_fork()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=clean_env(), capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_deleted_experiment_is_refused_through_the_helper(store_uri: str, tmp_path: Path) -> None:
+    client = SlipwayClient(store_uri)
+    client.delete_experiment(client.create_experiment("gone"))
+    done = slipway_train(
+        store_uri, "--experiment", "gone", str(SCRIPTS / "silent.py"), cwd=tmp_path
+    )
+    assert done.returncode == 1
+    assert "Experiment 'gone' is deleted" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert all_runs(store_uri) == []
+
+
+def test_a_killed_launcher_fails_its_run_and_takes_its_workers(
+    store_uri: str, tmp_path: Path
+) -> None:
+    """SIGKILL leaves the launcher no time to clean up: its helper ends the run FAILED, and
+    the workers, seeing their parent gone, stop themselves."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "slipway", "--tracking-uri", store_uri, "train", "--nproc", "2",
+         "--quiet", str(SCRIPTS / "sleepy.py"), str(tmp_path)],
+        cwd=tmp_path, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(tmp_path.glob("started_*"))) < 2:
+            assert time.monotonic() < deadline, "the workers did not start"
+            assert proc.poll() is None
+            time.sleep(0.1)
+        pids = [int(p.read_text()) for p in tmp_path.glob("started_*")]
+        proc.kill()
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    deadline = time.monotonic() + 60
+    while only_run(store_uri).info.status == "RUNNING" or any(_alive(p) for p in pids):
+        assert time.monotonic() < deadline, "the run stayed RUNNING or a worker lived on"
+        time.sleep(0.2)
+    run = only_run(store_uri)
+    assert run.info.status == "FAILED"
+    assert run.data.tags["slipway.training.error"] == "The launcher died before the job ended"

@@ -1,11 +1,13 @@
 """A tiny DDP job, written for torchrun: linear regression on fixed data, two ranks.
 
 Usage: ddp_train.py OUT_DIR [--steps N] [--checkpoint-every K] [--die-at STEP --marker FILE]
-       [--log] [--lr LR]
+       [--hold-at STEP --go FILE] [--log] [--lr LR]
 
 Each rank writes OUT_DIR/rank_<r>.json with its final weights, the loss history and the step
 it resumed from. ``--die-at`` makes rank 1 kill itself (SIGKILL) at that step, once: the
-marker file says it already did.
+marker file says it already did. ``--hold-at`` makes every rank of the first attempt write
+OUT_DIR/held_<r> at that step and wait there until the file ``--go`` exists (a test does
+something to the job meanwhile).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import argparse
 import json
 import os
 import signal
+import time
 from pathlib import Path
 
 import torch
@@ -29,6 +32,8 @@ def main() -> None:
     parser.add_argument("--checkpoint-every", type=int, default=0)
     parser.add_argument("--die-at", type=int, default=-1)
     parser.add_argument("--marker", type=Path)
+    parser.add_argument("--hold-at", type=int, default=-1)
+    parser.add_argument("--go", type=Path)
     parser.add_argument("--log", action="store_true")
     opts = parser.parse_args()
 
@@ -55,6 +60,13 @@ def main() -> None:
         if step == opts.die_at and rank == 1 and opts.marker and not opts.marker.exists():
             opts.marker.write_text("died")
             os.kill(os.getpid(), signal.SIGKILL)
+        first_attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0"
+        if step == opts.hold_at and first_attempt and opts.go:
+            opts.out.mkdir(parents=True, exist_ok=True)
+            (opts.out / f"held_{rank}").write_text(str(os.getpid()))
+            deadline = time.monotonic() + 120
+            while not opts.go.exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
         optimizer.zero_grad()
         loss = torch.nn.functional.mse_loss(model(inputs), targets)
         loss.backward()
