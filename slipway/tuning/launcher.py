@@ -30,7 +30,12 @@ from typing import Any
 
 from slipway.exceptions import InvalidParameterValue
 from slipway.tuning.worker import WorkerJob
-from slipway.utils.forkserver import PreloadedForkServer, choose_launcher, close_fd
+from slipway.utils.forkserver import (
+    PreloadedForkServer,
+    choose_launcher,
+    close_fd,
+    read_exit_status,
+)
 
 LAUNCHER_ENV = "SLIPWAY_TRIAL_LAUNCHER"
 """``forkserver`` (the default where the platform has one) or ``subprocess``."""
@@ -126,20 +131,13 @@ class WorkerProcess:
             child.close()
 
     def _fork(self, job: WorkerJob, child: Connection) -> None:
-        from multiprocessing import forkserver
-
-        data = pickle.dumps({"sys_path": list(sys.path), "dir": os.getcwd()})
-        data += pickle.dumps(job)
-        status_r, data_w = _server().connect_to_new_process([child.fileno()])
+        preparation = {"sys_path": list(sys.path), "dir": os.getcwd()}
+        try:
+            status_r, self.pid = _FORK_SERVER.start(preparation, job, [child.fileno()])
+        except (OSError, EOFError) as exc:
+            raise InvalidParameterValue(f"could not start a trial worker: {exc}") from exc
         self.sentinel = status_r
         self._finalizer = weakref.finalize(self, close_fd, status_r)
-        try:
-            with open(data_w, "wb", closefd=True) as stream:
-                stream.write(data)
-            self.pid = forkserver.read_signed(status_r)
-        except (OSError, EOFError) as exc:
-            self._finalizer()
-            raise InvalidParameterValue(f"could not start a trial worker: {exc}") from exc
 
     def _spawn(self, job: WorkerJob, child: Connection) -> None:
         fd, path = tempfile.mkstemp(prefix="slipway-worker-", suffix=".pickle")
@@ -162,12 +160,7 @@ class WorkerProcess:
             if self._popen is not None:
                 self._code = self._popen.poll()
             elif wait([self.sentinel], 0):
-                from multiprocessing import forkserver
-
-                try:
-                    self._code = forkserver.read_signed(self.sentinel)
-                except (OSError, EOFError):
-                    self._code = 255
+                self._code = read_exit_status(self.sentinel)
             if self._code is not None:
                 _signal_group(self.pid, signal.SIGKILL, alone=False)  # what its trials left
                 self._finalizer()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -41,6 +42,40 @@ class PreloadedForkServer:
                 self._server = server
             return self._server
 
+    def start(
+        self, preparation: dict[str, Any], job: Any, fds: Sequence[int] = ()
+    ) -> tuple[int, int]:
+        """Fork a child that prepares itself (``sys_path``, ``dir``...) and runs ``job``,
+        passing it ``fds``; returns ``(status_fd, pid)``. The status pipe's read end is the
+        child's sentinel, and its exit status arrives on it later (:func:`read_exit_status`).
+
+        Raises:
+            OSError, EOFError: the fork server did not start the child.
+        """
+        from multiprocessing import forkserver
+
+        data = pickle.dumps(preparation) + pickle.dumps(job)
+        status_r, data_w = self.get().connect_to_new_process(list(fds))
+        try:
+            with open(data_w, "wb", closefd=True) as stream:
+                stream.write(data)
+            pid = int(forkserver.read_signed(status_r))
+        except BaseException:
+            close_fd(status_r)
+            raise
+        return status_r, pid
+
+
+def read_exit_status(status_fd: int) -> int:
+    """A fork-server child's exit status (``-signal`` when killed) from its status pipe, once
+    the pipe is readable; 255 when the fork server itself went away."""
+    from multiprocessing import forkserver
+
+    try:
+        return int(forkserver.read_signed(status_fd))
+    except (OSError, EOFError):
+        return 255
+
 
 def choose_launcher(env_var: str) -> str:
     """``forkserver`` (the default where the platform has one) or ``subprocess``, as the
@@ -63,4 +98,11 @@ def close_fd(fd: int) -> None:
         os.close(fd)
 
 
-__all__ = ["FORKSERVER", "SUBPROCESS", "PreloadedForkServer", "choose_launcher", "close_fd"]
+__all__ = [
+    "FORKSERVER",
+    "SUBPROCESS",
+    "PreloadedForkServer",
+    "choose_launcher",
+    "close_fd",
+    "read_exit_status",
+]

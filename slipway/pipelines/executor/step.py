@@ -49,7 +49,12 @@ from slipway.exceptions import (
 )
 from slipway.pipelines.component import Component
 from slipway.pipelines.executor import _child
-from slipway.utils.forkserver import PreloadedForkServer, choose_launcher, close_fd
+from slipway.utils.forkserver import (
+    PreloadedForkServer,
+    choose_launcher,
+    close_fd,
+    read_exit_status,
+)
 
 LAUNCHER_ENV = "SLIPWAY_STEP_LAUNCHER"
 """``forkserver`` (the default where the platform has one) or ``subprocess``."""
@@ -142,33 +147,20 @@ class _ForkServerChild:
     (``-signal`` when killed) later; the pipe's read end is the sentinel."""
 
     def __init__(self, job: _child.StepJob) -> None:
-        from multiprocessing import forkserver
-
         preparation: dict[str, Any] = {"sys_path": job.sys_path}
         with contextlib.suppress(OSError):  # a deleted working folder: the server's is used
             preparation["dir"] = os.getcwd()
-        data = pickle.dumps(preparation)
-        data += pickle.dumps(job)
-        status_r, data_w = _server().connect_to_new_process([])
+        try:
+            status_r, self.pid = _FORK_SERVER.start(preparation, job)
+        except (OSError, EOFError) as exc:
+            raise TemporarilyUnavailable(f"could not start the step's process: {exc}") from exc
         self.sentinel = status_r
         self._finalizer = weakref.finalize(self, close_fd, status_r)
-        try:
-            with open(data_w, "wb", closefd=True) as stream:
-                stream.write(data)
-            self.pid = forkserver.read_signed(status_r)
-        except (OSError, EOFError) as exc:
-            self._finalizer()
-            raise TemporarilyUnavailable(f"could not start the step's process: {exc}") from exc
         self._returncode: int | None = None
 
     def poll(self) -> int | None:
-        from multiprocessing import forkserver
-
         if self._returncode is None and wait([self.sentinel], 0):
-            try:
-                self._returncode = forkserver.read_signed(self.sentinel)
-            except (OSError, EOFError):  # the fork server itself went away
-                self._returncode = 255
+            self._returncode = read_exit_status(self.sentinel)  # 255: the server went away
         return self._returncode
 
     def close(self) -> None:
