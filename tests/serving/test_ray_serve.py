@@ -26,6 +26,7 @@ from slipway.cli import cli
 from slipway.entities.registry import DeploymentStatus
 from slipway.exceptions import InvalidParameterValue, TemporarilyUnavailable
 from slipway.flavors.pyfunc import load_model
+from slipway.serving import ray_serve
 from slipway.serving.settings import ServingSettings
 
 from ._models import ServingModels, features
@@ -33,7 +34,6 @@ from .conftest import free_port
 
 pytestmark = pytest.mark.xdist_group("ray")
 
-ray_serve = pytest.importorskip("slipway.serving.ray_serve")
 URI = "models:/iris@champion"
 SLIPWAY = str(Path(sys.executable).parent / "slipway")
 READY = re.compile(r"Slipway model server ready on (http://\S+) \(models: (.*)\)")
