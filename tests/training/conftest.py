@@ -64,9 +64,13 @@ def store_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bare_env: None) -
 
 
 def slipway_train(
-    uri: str, *args: str, cwd: Path, timeout: float = 120, **env: str
+    uri: str, *args: str, cwd: Path, timeout: float = 120, gloo: bool = True, **env: str
 ) -> subprocess.CompletedProcess[str]:
-    """``slipway --tracking-uri URI train ARGS`` as a subprocess."""
+    """``slipway --tracking-uri URI train ARGS`` as a subprocess; with ``--backend gloo`` unless
+    ARGS name a backend, emit a manifest or ``gloo=False`` (``auto`` would choose nccl on a
+    machine with a GPU, where these CPU jobs are meant to run on gloo)."""
+    if gloo and "--backend" not in args and "--emit" not in args:
+        args = ("--backend", "gloo", *args)
     return subprocess.run(
         [sys.executable, "-m", "slipway", "--tracking-uri", uri, "train", *args],
         cwd=cwd,

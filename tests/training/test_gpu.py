@@ -50,6 +50,7 @@ def test_nccl_ddp_job_on_the_gpus(store_uri: str, tmp_path: Path) -> None:
         "15",
         cwd=tmp_path,
         timeout=300,
+        gloo=False,
         PYTHONPATH=_pythonpath(),
     )
     assert done.returncode == 0, done.stderr[-4000:]

@@ -242,7 +242,7 @@ def test_hung_collective_ends_at_the_job_timeout(store_uri: str, tmp_path: Path)
 
 
 def test_silent_script_finishes_its_run(store_uri: str, tmp_path: Path) -> None:
-    result = training.launch(SCRIPTS / "silent.py", workers=2, quiet=True)
+    result = training.launch(SCRIPTS / "silent.py", backend="gloo", workers=2, quiet=True)
     assert result.succeeded
     assert result.return_values == {}
     run = only_run(store_uri)
@@ -268,6 +268,7 @@ def test_other_ranks_fluent_calls_do_not_reach_the_run(
     monkeypatch.setenv("HOLD_SECONDS", "1")
     result = training.launch(
         SCRIPTS / "fluent_ranks.py",
+        backend="gloo",
         workers=2,
         quiet=True,
         system_metrics_interval=0.5,
@@ -297,6 +298,7 @@ def test_job_on_a_database_store(
     monkeypatch.setenv("SLIPWAY_ARTIFACT_ROOT", str(tmp_path / "artifacts"))
     result = training.launch(
         SCRIPTS / "fluent_ranks.py",
+        backend="gloo",
         workers=2,
         tracking_uri=db_uri,
         experiment_name="db",
@@ -319,7 +321,7 @@ def test_job_started_inside_a_run_is_its_child(store_uri: str) -> None:
     import slipway
 
     with slipway.start_run() as parent:
-        result = training.launch(SCRIPTS / "silent.py", workers=1, quiet=True)
+        result = training.launch(SCRIPTS / "silent.py", backend="gloo", workers=1, quiet=True)
         assert slipway.active_run() is not None
         assert slipway.active_run().info.run_id == parent.info.run_id
     child = SlipwayClient(store_uri).get_run(result.run_id)
@@ -345,7 +347,9 @@ def _train_fn(scale: float, fail_rank: int = -1) -> dict[str, float]:
 
 
 def test_function_job_returns_values_by_rank(store_uri: str) -> None:
-    result = training.launch(_train_fn, workers=2, args=(10.0,), experiment_name="fn", quiet=True)
+    result = training.launch(
+        _train_fn, backend="gloo", workers=2, args=(10.0,), experiment_name="fn", quiet=True
+    )
     assert result.succeeded, result.error
     assert result.return_values == {
         0: {"rank": 0, "world": 2, "total": 30.0},
@@ -357,7 +361,9 @@ def test_function_job_returns_values_by_rank(store_uri: str) -> None:
 
 
 def test_function_job_failure_names_the_rank(store_uri: str) -> None:
-    result = training.launch(_train_fn, workers=2, args=(1.0,), kwargs={"fail_rank": 1}, quiet=True)
+    result = training.launch(
+        _train_fn, backend="gloo", workers=2, args=(1.0,), kwargs={"fail_rank": 1}, quiet=True
+    )
     assert result.status == "FAILED"
     assert result.failed_rank == 1
     assert result.error is not None
@@ -377,7 +383,7 @@ def test_more_workers_than_cpus_is_refused_without_a_run(store_uri: str, tmp_pat
     assert f"{limit + 1} workers are more than this machine can hold" in done.stderr
     assert "--force" in done.stderr
     with pytest.raises(InvalidParameterValue, match="more than this machine can hold"):
-        training.launch(SCRIPTS / "silent.py", workers=limit + 1)
+        training.launch(SCRIPTS / "silent.py", backend="gloo", workers=limit + 1)
     assert all_runs(store_uri) == []
 
 
