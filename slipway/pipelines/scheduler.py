@@ -62,14 +62,6 @@ def slipway_command() -> list[str]:
     return [sys.executable, "-c", "from slipway.cli import main; main()"]
 
 
-def absolute_tracking_uri(uri: str) -> str:
-    """``uri`` with a plain folder made absolute, so that a child started elsewhere (or a
-    later ``cd``) still finds the same store."""
-    if "://" in uri or uri.startswith("sqlite:"):
-        return uri
-    return str(Path(uri).expanduser().absolute())
-
-
 def default_log_dir(tracking_uri: str) -> Path:
     """``<store folder>/scheduler-logs`` for a SQLite store (a folder or ``sqlite:///``
     URI), else ``<temp>/slipway-scheduler``."""
@@ -128,8 +120,8 @@ class Scheduler:
     ) -> None:
         if not poll_seconds > 0:
             raise ValueError(f"poll_seconds must be above 0, got {poll_seconds!r}")
-        self.tracking_uri = absolute_tracking_uri(tracking_uri or uris.get_tracking_uri())
-        self.run_tracking_uri = absolute_tracking_uri(run_tracking_uri or self.tracking_uri)
+        self.tracking_uri = uris.absolute_uri(tracking_uri or uris.get_tracking_uri())
+        self.run_tracking_uri = uris.absolute_uri(run_tracking_uri or self.tracking_uri)
         self.poll_seconds = float(poll_seconds)
         self.log_dir = Path(log_dir) if log_dir is not None else default_log_dir(self.tracking_uri)
         self.launched: list[Launch] = []
@@ -280,7 +272,6 @@ __all__ = [
     "DEFAULT_POLL_SECONDS",
     "Launch",
     "Scheduler",
-    "absolute_tracking_uri",
     "default_log_dir",
     "run_command",
     "slipway_command",

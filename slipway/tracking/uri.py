@@ -85,6 +85,23 @@ def resolve(uri: str) -> tuple[str, str]:
     )
 
 
+def absolute_uri(uri: str) -> str:
+    """``uri`` as it names the same store from any working folder, process or node: a folder
+    (or ``file://`` folder) and a relative SQLite path made absolute; servers and databases as
+    they are."""
+    scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
+    if scheme.startswith("sqlite") or uri.startswith("sqlite:"):
+        prefix, sep, rest = uri.partition(":///")
+        if not sep or not rest or rest.startswith(("/", ":memory:")):
+            return uri
+        return f"{prefix}:///{os.path.abspath(rest)}"
+    if scheme == "file":
+        return os.path.abspath(os.path.expanduser(uri[len("file://") :]))
+    if scheme:
+        return uri
+    return os.path.abspath(os.path.expanduser(uri))
+
+
 def get_store(uri: str | None = None) -> AbstractTrackingStore:
     """The (cached) store for ``uri`` or for the tracking URI in effect."""
     db_uri, artifact_root = resolve(uri or get_tracking_uri())

@@ -109,14 +109,6 @@ def _check_port(port: int, flag: str) -> int:
     return port
 
 
-def _worker_tracking_uri(uri: str) -> str:
-    """``uri`` as the workers should see it: a bare folder made absolute, so it names the same
-    store from any working directory."""
-    if "://" in uri or uri.startswith("sqlite:"):
-        return uri
-    return str(Path(uri).expanduser().absolute())
-
-
 @contextlib.contextmanager
 def _environment(values: Mapping[str, str]) -> Iterator[None]:
     saved = {key: os.environ.get(key) for key in values}
@@ -200,7 +192,7 @@ class _Tracking:
 
 
 def _tracking(tracking_uri: str | None, experiment_name: str | None) -> _Tracking:
-    uri = _worker_tracking_uri(tracking_uri or uris.get_tracking_uri())
+    uri = uris.absolute_uri(tracking_uri or uris.get_tracking_uri())
     client = SlipwayClient(uri)
     experiment_id = resolve_experiment_id(client, experiment_name, tracking_uri is None)
     return _Tracking(uri, client, experiment_id, _parent_run_id(tracking_uri))
@@ -352,7 +344,7 @@ def launch(
     given = [name for name, set_ in ray_only.items() if set_]
     if given:
         raise InvalidParameterValue(f"{', '.join(given)} go with on='ray'")
-    uri = _worker_tracking_uri(tracking_uri or uris.get_tracking_uri())
+    uri = uris.absolute_uri(tracking_uri or uris.get_tracking_uri())
     parent_run_id = _parent_run_id(tracking_uri)
     books = open_books(uri)  # opens the store while torch is imported here
     try:

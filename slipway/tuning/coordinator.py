@@ -119,18 +119,6 @@ class Progress:
     last: TrialResult | None
 
 
-def absolute_uri(uri: str) -> str:
-    """``uri`` with a relative folder or SQLite path made absolute, so that trial workers
-    (and trial commands, which run in the spec's folder) reach the same store."""
-    if "://" not in uri:
-        return os.path.abspath(uri)
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        path = uri[len("sqlite:///") :]
-        if path and not path.startswith(":memory:"):
-            return "sqlite:///" + os.path.abspath(path)
-    return uri
-
-
 def _owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
@@ -207,7 +195,7 @@ class Coordinator:
         self.objective = objective
         self.on = on
         self.ray_address = ray_address
-        self.uri = absolute_uri(tracking_uri or uris.get_tracking_uri())
+        self.uri = uris.absolute_uri(tracking_uri or uris.get_tracking_uri())
         self.name = spec.name or f"study-{uuid.uuid4().hex[:8]}"
         self.client = SlipwayClient(self.uri)
         self.store: AbstractTuningStore = get_tuning_store(self.uri)
@@ -764,7 +752,7 @@ def run_study(
     if on == "local":  # the fork server imports while this process gets ready
         from slipway.tuning.launcher import warm_up
 
-        warm_up(absolute_uri(tracking_uri or uris.get_tracking_uri()), spec.name)
+        warm_up(uris.absolute_uri(tracking_uri or uris.get_tracking_uri()), spec.name)
     make_sampler(spec)  # a sampler that cannot run fails here, before anything is recorded
     coordinator = Coordinator(
         spec,
@@ -787,7 +775,7 @@ def load_study(name: str, tracking_uri: str | None = None) -> Study:
 
     from slipway.tuning.journal import open_storage
 
-    uri = absolute_uri(tracking_uri or uris.get_tracking_uri())
+    uri = uris.absolute_uri(tracking_uri or uris.get_tracking_uri())
     store = get_tuning_store(uri)
     record = store.get_study(name)
     spec = TuneSpec.from_json(record.spec)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -219,3 +220,25 @@ def test_clear_store_cache_forgets_stores(tmp_path: Path) -> None:
 def test_bad_uri_fails_in_get_store_too() -> None:
     with pytest.raises(InvalidParameterValue, match="Unsupported tracking URI"):
         uris.get_store("gopher://old.example.com")
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("runs", "{cwd}/runs"),
+        ("~/runs", "{home}/runs"),
+        ("file://runs", "{cwd}/runs"),
+        ("sqlite:///db/x.db", "sqlite:///{cwd}/db/x.db"),
+        ("sqlite:////abs/x.db", "sqlite:////abs/x.db"),
+        ("sqlite:///:memory:", "sqlite:///:memory:"),
+        ("postgresql://u@h/db", "postgresql://u@h/db"),
+        ("http://127.0.0.1:5000", "http://127.0.0.1:5000"),
+    ],
+)
+def test_absolute_uri_names_the_same_store_from_anywhere(
+    given: str, expected: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    want = expected.format(cwd=os.getcwd(), home=tmp_path / "home")
+    assert uris.absolute_uri(given) == want

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from slipway.exceptions import InvalidParameterValue
 from slipway.pipelines.executor.launcher import Placement
 from slipway.pipelines.executor.step import KILL_GRACE_SECONDS
+from slipway.tracking.uri import absolute_uri
 
 if TYPE_CHECKING:
     from slipway.pipelines.component import StepOptions
@@ -73,22 +74,6 @@ def _client_mode() -> bool:
     except ImportError:  # pragma: no cover - part of every Ray install
         return False
     return bool(client.is_connected())  # type: ignore[no-untyped-call]
-
-
-def node_tracking_uri(uri: str) -> str:
-    """``uri`` as a node must be given it: a folder or SQLite path made absolute (the node's
-    working folder is not this process's); servers and databases as they are."""
-    scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
-    if scheme.startswith("sqlite"):
-        prefix, sep, rest = uri.partition(":///")
-        if not sep or not rest or rest.startswith(("/", ":memory:")):
-            return uri
-        return f"{prefix}:///{os.path.abspath(rest)}"
-    if scheme == "file":
-        return os.path.abspath(uri[len("file://") :])
-    if scheme:
-        return uri
-    return os.path.abspath(os.path.expanduser(uri))
 
 
 def _resources(options: StepOptions) -> dict[str, Any]:
@@ -165,7 +150,7 @@ class RayLauncher:
     def start(self, spec: StepSpec, options: StepOptions, artifact_uri: str) -> RayStep:
         from slipway.pipelines.executor import step as steps
 
-        spec.tracking_uri = node_tracking_uri(spec.tracking_uri)
+        spec.tracking_uri = absolute_uri(spec.tracking_uri)
         env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_PREFIXES)}
         env.update(steps.step_variables(spec))
         folder = steps.component_folder(spec.component)
@@ -443,4 +428,4 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
-__all__ = ["NODE_ID_TAG", "RayLauncher", "RayStep", "node_tracking_uri"]
+__all__ = ["NODE_ID_TAG", "RayLauncher", "RayStep"]

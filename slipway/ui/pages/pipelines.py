@@ -36,10 +36,11 @@ from slipway.entities.pipelines import (
 )
 from slipway.exceptions import InvalidParameterValue, InvalidState, SlipwayError
 from slipway.pipelines.live import STATE_LOOKS, summary_text
-from slipway.pipelines.scheduler import absolute_tracking_uri, default_log_dir, slipway_command
+from slipway.pipelines.scheduler import default_log_dir, slipway_command
 from slipway.pipelines.store.base import AbstractPipelineStore
 from slipway.server.context import ServerContext
 from slipway.server.settings import ServerSettings
+from slipway.tracking.uri import absolute_uri
 from slipway.ui import dag, pipeline_view
 from slipway.ui.actions import error_status, post_action
 from slipway.ui.render import error_page, render
@@ -108,7 +109,7 @@ def own_tracking_uri(settings: ServerSettings, server: tuple[str, int] | None) -
         name = f"[{host}]" if ":" in host else host
         if _accepts(settings, name, port):
             return f"http://{name}:{port}"
-    return absolute_tracking_uri(settings.backend_store_uri)
+    return absolute_uri(settings.backend_store_uri)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +122,7 @@ def launch_resume(settings: ServerSettings, tracking_uri: str, run_id: str) -> L
     """Start the resume of ``run_id`` in its own session (it outlives the request, and the
     server), with its output in a log file beside the scheduler's."""
     command = resume_command(tracking_uri, run_id)
-    folder = default_log_dir(absolute_tracking_uri(settings.backend_store_uri))
+    folder = default_log_dir(absolute_uri(settings.backend_store_uri))
     folder.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     log_path = folder / f"resume-{run_id[:12]}-{stamp}.log"
