@@ -180,14 +180,6 @@ def cluster_nodes(alive_only: bool = True) -> list[RayNode]:
     return nodes
 
 
-def largest_node() -> RayNode:
-    """The alive node with the most CPUs (then GPUs, then memory)."""
-    nodes = cluster_nodes()
-    if not nodes:
-        raise TemporarilyUnavailable("The Ray cluster has no alive node")
-    return max(nodes, key=lambda n: (n.cpu, n.gpu, n.memory))
-
-
 def check_fits(
     what: str,
     *,

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -99,3 +100,22 @@ def only_run(uri: str) -> Run:
 def artifact_text(uri: str, run_id: str, path: str) -> str:
     client = SlipwayClient(uri)
     return client.download_artifacts(run_id, path).read_text(encoding="utf-8")
+
+
+def assert_job_contract(seen: dict[int, Any], run: Run, uri: str) -> None:
+    """What every rank of a job gets wherever it runs: Slipway's variables pointing at the job's
+    run, and its own stdout and stderr kept as the run's artifacts (the ``env_echo`` script)."""
+    for rank, got in seen.items():
+        env = got["env"]
+        assert env["SLIPWAY_TRAINING_RUN_ID"] == env["SLIPWAY_RUN_ID"] == run.info.run_id
+        assert env["SLIPWAY_TRACKING_URI"] == uri
+        assert env["SLIPWAY_TRAINING_BACKEND"] == "gloo"
+        assert env["SLIPWAY_TRAINING_ARTIFACT_URI"] == run.info.artifact_uri
+        assert env["TORCHELASTIC_RESTART_COUNT"] == "0"
+        assert env["OMP_NUM_THREADS"] == "1"
+        stdout = artifact_text(uri, run.info.run_id, f"logs/rank_{rank}.stdout.txt")
+        stderr = artifact_text(uri, run.info.run_id, f"logs/rank_{rank}.stderr.txt")
+        assert stdout == f"rank {rank} says hello\n"
+        assert stderr == f"rank {rank} to stderr\n"
+    assert seen[0]["env"]["MASTER_PORT"] == seen[1]["env"]["MASTER_PORT"]
+    assert int(seen[0]["env"]["MASTER_PORT"]) > 0

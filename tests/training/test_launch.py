@@ -18,7 +18,15 @@ from slipway import SlipwayClient, training
 from slipway.exceptions import InvalidParameterValue
 from slipway.training.env import capacity
 
-from .conftest import SCRIPTS, all_runs, artifact_text, clean_env, only_run, slipway_train
+from .conftest import (
+    SCRIPTS,
+    all_runs,
+    artifact_text,
+    assert_job_contract,
+    clean_env,
+    only_run,
+    slipway_train,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -125,17 +133,7 @@ def test_environment_contract_and_arguments(store_uri: str, tmp_path: Path) -> N
         assert env["GROUP_RANK"] == "0"
         assert env["MASTER_ADDR"] == "127.0.0.1"
         assert int(env["MASTER_PORT"]) > 0
-        assert env["TORCHELASTIC_RESTART_COUNT"] == "0"
-        assert env["OMP_NUM_THREADS"] == "1"
-        assert env["SLIPWAY_TRAINING_RUN_ID"] == env["SLIPWAY_RUN_ID"] == run.info.run_id
-        assert env["SLIPWAY_TRACKING_URI"] == store_uri
-        assert env["SLIPWAY_TRAINING_BACKEND"] == "gloo"
-        assert env["SLIPWAY_TRAINING_ARTIFACT_URI"] == run.info.artifact_uri
-        stdout = artifact_text(store_uri, run.info.run_id, f"logs/rank_{rank}.stdout.txt")
-        stderr = artifact_text(store_uri, run.info.run_id, f"logs/rank_{rank}.stderr.txt")
-        assert stdout == f"rank {rank} says hello\n"
-        assert stderr == f"rank {rank} to stderr\n"
-    assert seen[0]["env"]["MASTER_PORT"] == seen[1]["env"]["MASTER_PORT"]
+    assert_job_contract(seen, run, store_uri)
     assert run.data.params["script_args"] == f"{out} --lr 0.1 -x --timeout 5"
 
 
