@@ -16,13 +16,27 @@ import yaml
 
 from slipway import tuning
 
+# The first two trials to claim a slot finish at once; every later trial waits for the "go"
+# file. So when the test interrupts, exactly two trials are done and the rest are running,
+# however fast or slow the machine is.
 SLEEPY = textwrap.dedent(
     """
-    import argparse, time
+    import argparse, os, pathlib, time
     p = argparse.ArgumentParser()
     p.add_argument("--x", type=float)
     a = p.parse_args()
-    time.sleep(0.1)
+    gate = pathlib.Path(__file__).resolve().parent / "gate"
+    claimed = False
+    for slot in ("slot-0", "slot-1"):
+        try:
+            os.close(os.open(gate / slot, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            claimed = True
+            break
+        except FileExistsError:
+            continue
+    deadline = time.monotonic() + 60
+    while not claimed and not (gate / "go").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
     print(f"score={a.x * 2}")
     """
 )
@@ -36,6 +50,7 @@ def test_sigint_stops_the_study_and_the_same_command_resumes_it(
     tracking_uri: str, tmp_path: Path
 ) -> None:
     (tmp_path / "sleepy.py").write_text(SLEEPY)
+    (tmp_path / "gate").mkdir()
     spec = {
         "objective": {"type": "maximize", "objectiveMetricName": "score"},
         "algorithm": {"algorithmName": "random"},
@@ -60,17 +75,21 @@ def test_sigint_stops_the_study_and_the_same_command_resumes_it(
     while time.monotonic() < deadline:
         time.sleep(0.2)
         try:
-            if len(tuning.load_study("sleepy", tracking_uri).trials) >= 3:
-                break
+            study = tuning.load_study("sleepy", tracking_uri)
         except Exception:  # not created yet
             continue
+        if study.counts().get("COMPLETE", 0) >= 2 and study.counts().get("RUNNING", 0) >= 1:
+            break
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
     assert process.returncode == 130, (out, err)
     assert "Interrupted: run the same command again to resume study sleepy" in err
     stopped = tuning.load_study("sleepy", tracking_uri)
-    assert len(stopped.trials) < 6
-    assert "RUNNING" not in stopped.counts()
+    counts = stopped.counts()
+    assert counts.get("COMPLETE") == 2, counts
+    assert 3 <= len(stopped.trials) <= 4, counts
+    assert "RUNNING" not in counts
+    (tmp_path / "gate" / "go").touch()
 
     done = subprocess.run(
         _slipway("--spec", str(path), "--json", uri=tracking_uri),
