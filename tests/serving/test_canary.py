@@ -32,7 +32,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> ServingModels:
     store.register_constant("iris", 3.0, alias="third")
     store.register_constant("shadow", 9.0, alias="ok")
     store.register_constant("shadow", 0.0, fail="shadow exploded", alias="raising")
-    store.register_constant("shadow", 8.0, sleep_s=0.5, alias="slow")
+    store.register_constant("shadow", 8.0, sleep_s=1.0, alias="slow")
     return store
 
 
@@ -205,7 +205,7 @@ def test_a_raising_shadow_does_not_reach_the_caller(
 def test_a_slow_shadow_neither_delays_callers_nor_queues_without_bound(
     models: ServingModels, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # The shadow takes 0.5 s a request; 4 run at once and 2 may wait, so of 40 requests sent
+    # The shadow takes 1 s a request; 4 run at once and 2 may wait, so of 40 requests sent
     # at once most are not mirrored, and no caller waits for the shadow.
     endpoint = shadow_endpoint(models, "slow", shadow_queue_size=2)
 
@@ -225,6 +225,6 @@ def test_a_slow_shadow_neither_delays_callers_nor_queues_without_bound(
     with caplog.at_level(logging.DEBUG, logger="slipway.serving.endpoint"):
         results, elapsed = asyncio.run(scenario())
     assert [answered_by(r) for r in results] == [("1", 1.0)] * 40
-    assert elapsed < 0.5  # 40 answers before the shadow finished its first request
+    assert elapsed < 1.0  # 40 answers before the shadow finished its first request
     mirrored = [r for r in caplog.records if "Shadow models:/shadow@slow" in r.getMessage()]
     assert 1 <= len(mirrored) <= 6
