@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import os
 import shlex
+import signal
 import socket
 import subprocess
 import sys
@@ -450,3 +451,61 @@ def test_cli_refuses_an_unreachable_ray_address(cli_uri: str, tmp_path: Path) ->
     bad = invoke(cli_uri, f"pipelines run {path} --executor spark")
     assert bad.exit_code == 2
     assert "'spark' is not one of 'local', 'ray'" in bad.output
+
+
+NAP = """
+import os, time
+from pathlib import Path
+from slipway.pipelines import component, pipeline
+
+@component
+def nap(pid_file: str) -> int:
+    Path(pid_file).write_text(str(os.getpid()))
+    time.sleep(600)
+    return 1
+
+@pipeline(name="napping")
+def napping(pid_file: str = ""):
+    nap(pid_file=pid_file)
+"""
+
+
+def test_ctrl_c_on_the_cli_cancels_the_run_and_stops_the_step_on_its_node(
+    ray_cluster: Any, cli_uri: str, tmp_path: Path
+) -> None:
+    """Ctrl-C on a terminal running ``pipelines run --executor ray``: the step's process on
+    its node goes, the run ends CANCELLED, and the command exits 130 without a traceback."""
+    path = tmp_path / "napping.py"
+    path.write_text(NAP)
+    pid_file = tmp_path / "nap.pid"
+    command = [str(Path(sys.executable).with_name("slipway")), "--tracking-uri", cli_uri]
+    command += ["pipelines", "run", str(path), "--executor", "ray"]
+    command += ["--ray-address", ray_cluster.address, "--param", f"pid_file={pid_file}"]
+    log = tmp_path / "out.log"
+    with open(log, "wb") as out:
+        child = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        pid = int(
+            wait_for(
+                "the step to start on a node",
+                lambda: child.poll() is None and pid_file.exists() and pid_file.read_text(),
+            )
+        )
+        os.killpg(child.pid, signal.SIGINT)  # what Ctrl-C on a terminal does
+        code = child.wait(timeout=WAIT_S)
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+    output = log.read_text()
+    assert code == 130, output
+    assert "Traceback" not in output
+    assert "nap CANCELLED" in output, output
+    wait_for("the step's process on its node to end", lambda: process_gone(pid))
+    (found,) = get_pipeline_store(cli_uri).search_pipeline_runs()
+    assert found.status == PipelineRunStatus.CANCELLED
+    (step,) = get_pipeline_store(cli_uri).list_steps(found.run_id)
+    assert step.status == StepStatus.CANCELLED
+    assert step.details.get("node_id") in {ray_cluster.head_node_id, ray_cluster.second_node_id}
