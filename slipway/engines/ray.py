@@ -13,21 +13,33 @@ through :func:`connect`, so an address means the same everywhere:
 An address that nothing answers fails in seconds with :class:`TemporarilyUnavailable` instead of
 Ray's own minute-long reconnect loop: the port is tried with a plain TCP connect first.
 
+Token authentication: ``ray start`` turns it on when this machine has a Ray token
+(``~/.ray/auth_token``, which a local ``ray.init()`` writes, ``RAY_AUTH_TOKEN_PATH`` or
+``RAY_AUTH_TOKEN``) and ``RAY_AUTH_MODE`` is unset, but a driver that joins by address does not
+send the token unless ``RAY_AUTH_MODE=token``. So when connecting to a running cluster with
+``RAY_AUTH_MODE`` unset and a token at hand, :func:`connect` sets ``RAY_AUTH_MODE=token`` for
+this process (a cluster without authentication accepts such a driver too).
+
 Ray is an extra (``pip install 'slipway[ray]'``): this module imports it only inside functions.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import socket
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from slipway.exceptions import InvalidParameterValue, TemporarilyUnavailable
 
 ADDRESS_ENV = "SLIPWAY_RAY_ADDRESS"
+AUTH_MODE_ENV = "RAY_AUTH_MODE"
+TOKEN_ENV = "RAY_AUTH_TOKEN"  # noqa: S105 (the variable's name, not a token)
+TOKEN_PATH_ENV = "RAY_AUTH_TOKEN_PATH"  # noqa: S105
 NAMESPACE = "slipway"
 PROBE_TIMEOUT_SECONDS = 3.0
 DEFAULT_CLIENT_PORT = 10001
@@ -73,6 +85,43 @@ def resolve_address(address: str | None) -> str | None:
     if address in ("", "local"):
         return None
     return address
+
+
+def token_available() -> bool:
+    """Whether a Ray authentication token is at hand for this process: ``RAY_AUTH_TOKEN``, the
+    file ``RAY_AUTH_TOKEN_PATH`` names, or ``~/.ray/auth_token``."""
+    if os.environ.get(TOKEN_ENV, "").strip():
+        return True
+    named = os.environ.get(TOKEN_PATH_ENV, "").strip()
+    path = Path(named).expanduser() if named else Path.home() / ".ray" / "auth_token"
+    try:
+        return path.is_file() and bool(path.read_text().strip())
+    except OSError:
+        return False
+
+
+def _send_token_if_available() -> None:
+    """Before joining a running cluster: send the token there is, as ``ray start`` expects of
+    its drivers (see the module's docs). An explicit ``RAY_AUTH_MODE`` is left as it is."""
+    if AUTH_MODE_ENV not in os.environ and token_available():
+        os.environ[AUTH_MODE_ENV] = "token"
+        try:  # Ray read its settings when imported: have it read them again
+            importlib.import_module("ray._raylet").Config.initialize("")
+        except (ImportError, AttributeError):  # a Ray without token authentication
+            pass
+
+
+def _auth_hint() -> str:
+    """What to check when joining a running cluster failed though its port answered."""
+    if os.environ.get(AUTH_MODE_ENV, "").strip().lower() == "token":
+        return (
+            " If the cluster uses token authentication, check that this machine has the "
+            "cluster's token (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token)."
+        )
+    return (
+        " If the cluster uses token authentication, give this machine the cluster's token "
+        "(RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token)."
+    )
 
 
 def _probe(address: str) -> None:
@@ -139,10 +188,21 @@ def connect(address: str | None = None, *, runtime_env: dict[str, Any] | None = 
             kwargs["runtime_env"] = runtime_env
         if target is None:
             kwargs["include_dashboard"] = False
+        else:
+            _send_token_if_available()
         try:
             ray.init(address=target, **kwargs)
         except ConnectionError as exc:
-            raise TemporarilyUnavailable(f"Cannot connect to Ray at {label}: {exc}") from None
+            hint = _auth_hint() if target is not None else ""
+            raise TemporarilyUnavailable(
+                f"Cannot connect to Ray at {label}: {exc}.{hint}"
+            ) from None
+        except Exception as exc:
+            if type(exc).__name__ != "AuthenticationError":
+                raise
+            raise InvalidParameterValue(
+                f"Cannot connect to Ray at {label}: {' '.join(str(exc).split())}"
+            ) from None
         _connected_to = label
         return label
 

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
 import socket
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -88,3 +95,86 @@ def test_ray_is_imported_only_where_used() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+DRIVER = """
+import sys
+from slipway.engines import ray as ray_engine
+from slipway.exceptions import SlipwayError
+try:
+    print(ray_engine.connect(sys.argv[1]))
+    print(sum(node.cpu for node in ray_engine.cluster_nodes()))
+except SlipwayError as exc:
+    print(f"{exc.error_code}: {exc.message}")
+"""
+
+
+def test_a_cluster_with_token_authentication_is_joined_with_this_machines_token(
+    tmp_path: Path,
+) -> None:
+    """``ray start`` turns token authentication on where a token exists (a local ``ray.init()``
+    writes one); a driver joining by address must then send it, which Ray does only with
+    ``RAY_AUTH_MODE=token``: ``connect`` sets that when the token is at hand. Without the
+    token, the error says what is missing."""
+    ray_bin = str(Path(sys.executable).with_name("ray"))
+    home, stranger = tmp_path / "home", tmp_path / "stranger"
+    home.mkdir()
+    stranger.mkdir()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
+        and not k.startswith("SLIPWAY_")
+    }
+    env |= {"HOME": str(home), "RAY_USAGE_STATS_ENABLED": "0"}
+    subprocess.run(
+        [ray_bin, "get-auth-token", "--generate"], env=env, capture_output=True, check=True
+    )
+    assert (home / ".ray" / "auth_token").read_text().strip()
+    temp_dir = Path(tempfile.mkdtemp(prefix="rayt-"))  # Ray's socket paths must stay short
+    port = _free_port()
+    ports = ["--dashboard-agent-listen-port", "--dashboard-agent-grpc-port"]
+    ports += ["--metrics-export-port", "--runtime-env-agent-port", "--ray-client-server-port"]
+    command = [ray_bin, "start", "--block", "--head", f"--port={port}", f"--temp-dir={temp_dir}"]
+    command += ["--include-dashboard=false", "--num-cpus=1", "--num-gpus=0"]
+    command += ["--object-store-memory=80000000", "--disable-usage-stats"]
+    command += [f"{flag}={_free_port()}" for flag in ports]
+    with open(tmp_path / "head.log", "wb") as log:
+        head = subprocess.Popen(
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        address = f"127.0.0.1:{port}"
+        driver = [sys.executable, "-c", DRIVER, address]
+        joined = None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and head.poll() is None:
+            joined = subprocess.run(driver, env=env, capture_output=True, text=True, timeout=120)
+            if joined.stdout.split() == [address, "1.0"]:
+                break
+            time.sleep(0.5)  # the head is still starting
+        assert joined is not None, (tmp_path / "head.log").read_text()
+        assert joined.stdout.split() == [address, "1.0"], joined.stdout + joined.stderr
+        # The token auth is really on: a driver that asks for it but has no token is refused,
+        # at once and saying what is missing.
+        refused = subprocess.run(
+            driver,
+            env=env | {"HOME": str(stranger), "RAY_AUTH_MODE": "token"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert refused.stdout.startswith(
+            f"INVALID_PARAMETER_VALUE: Cannot connect to Ray at {address}:"
+        )
+        assert "no authentication token was found" in refused.stdout
+    finally:
+        os.killpg(head.pid, signal.SIGKILL)
+        head.wait(timeout=30)
+        shutil.rmtree(temp_dir, ignore_errors=True)
