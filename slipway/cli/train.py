@@ -22,7 +22,13 @@ TARGET_CHOICES = ("local", "ray")
 STRATEGY_CHOICES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
 _COMMANDLINE = click.core.ParameterSource.COMMANDLINE
 _EMIT_ONLY = ("output", "image", "nnodes", "elastic", "namespace", "job_name", "cpu", "memory")
-_RAY_ONLY = ("ray_address", "placement_strategy", "resources_per_worker", "placement_timeout")
+_RAY_ONLY = (
+    "ray_address",
+    "placement_strategy",
+    "resources_per_worker",
+    "placement_timeout",
+    "working_dir",
+)
 _LOCAL_ONLY = ("master_port", "force")
 
 
@@ -128,6 +134,14 @@ def _parse_elastic(value: str | None) -> tuple[int, int] | None:
     help="With --on ray: how long to wait for the workers' resources to be free.",
 )
 @click.option(
+    "--working-dir",
+    type=click.Path(exists=True, file_okay=False),
+    metavar="DIR",
+    help="With --on ray: ship this folder to every node (without .git, virtual environments, "
+    "caches and .slipway); the workers run in their node's copy, so SCRIPT (inside DIR) and "
+    "its modules need not be on the nodes.",
+)
+@click.option(
     "--emit",
     type=click.Choice(EMIT_FORMATS),
     help="Do not train: print the Kubeflow PyTorchJob manifest that runs this on a cluster.",
@@ -181,6 +195,7 @@ def train(
     placement_strategy: str,
     resources_per_worker: str | None,
     placement_timeout: float,
+    working_dir: str | None,
     emit: str | None,
     output: Path | None,
     image: str | None,
@@ -207,6 +222,7 @@ def train(
       slipway train --nproc 2 --max-restarts 2 --experiment ddp train.py --lr 0.1
       slipway train --nproc 2 --timeout 600 train.py -- --timeout 30
       slipway train --nproc 8 --on ray --ray-address auto train.py --lr 0.1
+      slipway train --nproc 4 --on ray --ray-address ray://head:10001 --working-dir . train.py
       slipway train --nproc 2 train.py --emit pytorchjob -o job.yaml
     """
     tracking_uri = ctx.ensure_object(CliState).tracking_uri
@@ -281,6 +297,7 @@ def train(
             resources_per_worker=resources,
             placement_strategy=placement_strategy,
             placement_timeout=placement_timeout,
+            working_dir=working_dir,
         )
     except KeyboardInterrupt:
         print_error("interrupted: the workers were stopped and the run marked KILLED")

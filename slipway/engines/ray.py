@@ -25,6 +25,7 @@ Ray is an extra (``pip install 'slipway[ray]'``): this module imports it only in
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import socket
@@ -105,10 +106,10 @@ def _send_token_if_available() -> None:
     its drivers (see the module's docs). An explicit ``RAY_AUTH_MODE`` is left as it is."""
     if AUTH_MODE_ENV not in os.environ and token_available():
         os.environ[AUTH_MODE_ENV] = "token"
-        try:  # Ray read its settings when imported: have it read them again
+        # Ray read its settings when imported: have it read them again (a Ray without token
+        # authentication has nothing to read).
+        with contextlib.suppress(ImportError, AttributeError):
             importlib.import_module("ray._raylet").Config.initialize("")
-        except (ImportError, AttributeError):  # a Ray without token authentication
-            pass
 
 
 def _auth_hint() -> str:

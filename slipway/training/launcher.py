@@ -245,6 +245,7 @@ def launch(
     resources_per_worker: Mapping[str, float] | None = None,
     placement_strategy: str = "PACK",
     placement_timeout: float = DEFAULT_PLACEMENT_TIMEOUT,
+    working_dir: str | os.PathLike[str] | None = None,
 ) -> TrainingResult:
     """Run ``entrypoint`` on ``workers`` processes with torchrun's environment (``RANK``,
     ``WORLD_SIZE``, ``MASTER_ADDR``...), as one tracked run: local processes under PyTorch's
@@ -284,6 +285,10 @@ def launch(
             possible), ``SPREAD``, ``STRICT_PACK`` (one node) or ``STRICT_SPREAD`` (one
             worker per node).
         placement_timeout: seconds to wait on Ray for the workers' resources to be free.
+        working_dir: on Ray, a folder of this machine shipped to every node (zipped once
+            into Ray's object store, at most 256 MiB, without ``.git``, virtual environments,
+            caches and ``.slipway``): the workers run in their node's copy of it, so a script
+            inside it and the modules and files next to it need not exist on the nodes.
 
     Returns:
         The :class:`TrainingResult`; a failed job is a result with status FAILED, not an
@@ -326,6 +331,7 @@ def launch(
             resources=resources_per_worker,
             strategy=placement_strategy,
             placement_timeout=_check_seconds("placement_timeout", placement_timeout, False),
+            working_dir=working_dir,
         )
         target = _entrypoint(entrypoint, args, kwargs)
         return launch_on_ray(
@@ -340,6 +346,7 @@ def launch(
         "resources_per_worker": resources_per_worker is not None,
         "placement_strategy": placement_strategy != "PACK",
         "placement_timeout": placement_timeout != DEFAULT_PLACEMENT_TIMEOUT,
+        "working_dir": working_dir is not None,
     }
     given = [name for name, set_ in ray_only.items() if set_]
     if given:

@@ -28,6 +28,7 @@ for the latest attempt).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import os
 import signal
@@ -37,6 +38,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from slipway.entities import RunStatus
@@ -60,6 +62,7 @@ from slipway.training.ray_placement import (
     worker_bundle,
 )
 from slipway.training.ray_worker import RankResult, WorkerCommand
+from slipway.training.shipping import pack
 from slipway.training.tracking import JobRun, create_job_run
 
 __all__ = ["NODE_IDS_TAG", "RayPlan", "launch_on_ray"]
@@ -92,6 +95,8 @@ class RayPlan:
     bundle: dict[str, float]
     strategy: str
     placement_timeout: float
+    working_dir: str | None = None
+    """A folder of the launcher's machine shipped to every node (see :mod:`.shipping`)."""
     stop_grace: float = STOP_GRACE_S
 
     @classmethod
@@ -107,8 +112,15 @@ class RayPlan:
         resources: Mapping[str, float] | None,
         strategy: str,
         placement_timeout: float,
+        working_dir: str | os.PathLike[str] | None = None,
     ) -> RayPlan:
         chosen = resolve_backend(backend, resources)
+        shipped = None
+        if working_dir is not None:
+            folder = Path(working_dir).expanduser().resolve()
+            if not folder.is_dir():
+                raise InvalidParameterValue(f"working_dir {str(working_dir)!r} is not a folder")
+            shipped = str(folder)
         bundle = worker_bundle(resources, chosen)
         if strategy not in STRATEGIES:
             raise InvalidParameterValue(
@@ -124,6 +136,29 @@ class RayPlan:
             bundle=bundle,
             strategy=strategy,
             placement_timeout=placement_timeout,
+            working_dir=shipped,
+        )
+
+    def command_for(self, target: _Entrypoint) -> WorkerCommand:
+        """What each rank runs: with a shipped folder, the script by its path inside it."""
+        if self.working_dir is None:
+            return WorkerCommand(
+                script=target.script,
+                script_args=target.script_args,
+                payload=target.payload,
+                cwd=os.getcwd(),
+            )
+        script = None
+        if target.script is not None:
+            try:
+                script = str(Path(target.script).resolve().relative_to(self.working_dir))
+            except ValueError:
+                raise InvalidParameterValue(
+                    f"The training script {target.script} is not inside working_dir "
+                    f"{self.working_dir}, so it would not reach the nodes"
+                ) from None
+        return WorkerCommand(
+            script=script, script_args=target.script_args, payload=target.payload, shipped=True
         )
 
 
@@ -137,8 +172,17 @@ def launch_on_ray(
     """Run ``target`` on ``plan.workers`` Ray actors as one tracked job (see the module)."""
     from slipway.engines.ray import connect
 
+    command = plan.command_for(target)  # a script outside a shipped folder: refused here
+    package = pack(plan.working_dir) if plan.working_dir is not None else None
     connect(plan.address)
     check_placeable(plan.workers, plan.bundle, plan.strategy)
+    if package is not None:
+        import ray
+
+        # Once into the object store; every rank's actor fetches it on its node.
+        command = dataclasses.replace(
+            command, package=ray.put(package.data), package_digest=package.digest
+        )
     tracking = tracking_of()
     group = place(plan.workers, plan.bundle, plan.strategy, plan.placement_timeout, _group_name())
     try:
@@ -150,6 +194,8 @@ def launch_on_ray(
                 "resources_per_worker": describe_bundle(plan.bundle),
             }
         )
+        if plan.working_dir is not None:
+            params["working_dir"] = plan.working_dir
         job = create_job_run(
             tracking.client,
             tracking.experiment_id,
@@ -161,7 +207,7 @@ def launch_on_ray(
     except BaseException:
         remove(group)
         raise
-    return _RayJob(plan, target, job, tracking, interval).run(group)
+    return _RayJob(plan, command, job, tracking, interval).run(group)
 
 
 def _group_name() -> str:
@@ -244,13 +290,12 @@ class _RayJob:
     def __init__(
         self,
         plan: RayPlan,
-        target: _Entrypoint,
+        command: WorkerCommand,
         job: JobRun,
         tracking: _Tracking,
         interval: float,
     ) -> None:
         self.plan = plan
-        self.target = target
         self.job = job
         self.tracking = tracking
         self.deadline = time.monotonic() + plan.timeout if plan.timeout else None
@@ -263,12 +308,7 @@ class _RayJob:
             interval,
         )
         self.base_env["OMP_NUM_THREADS"] = str(max(1, int(plan.bundle.get("CPU", 1.0))))
-        self.command = WorkerCommand(
-            script=target.script,
-            script_args=target.script_args,
-            payload=target.payload,
-            cwd=os.getcwd(),
-        )
+        self.command = command
 
     # -- the job ---------------------------------------------------------------------------
 
@@ -320,7 +360,7 @@ class _RayJob:
         if interrupted is not None:
             raise interrupted
         returned: dict[int, Any] = {}
-        if status == RunStatus.FINISHED and self.target.is_function:
+        if status == RunStatus.FINISHED and self.command.payload is not None:
             import cloudpickle
 
             returned = {rank: cloudpickle.loads(values[rank]) for rank in sorted(values)}

@@ -57,6 +57,12 @@ class WorkerCommand:
     payload: bytes | None = None
     cwd: str | None = None
     """The launcher's working directory, used when it exists on the node too."""
+    shipped: bool = False
+    """The job's working directory is shipped to the nodes (:mod:`slipway.training.shipping`):
+    the worker runs in the node's copy of it, and ``script`` is relative to it."""
+    package: Any = None
+    """The shipped folder: a Ray object reference to its zip."""
+    package_digest: str = ""
 
 
 @dataclass(frozen=True)
@@ -126,11 +132,21 @@ class RankWorker:
         rank = int(env.get("RANK", "0"))
         error_file = self._dir / "error.json"
         result_file = self._dir / "result.pkl"
-        argv = self._argv(command, result_file)
+        if command.shipped:
+            try:
+                cwd = self._unpacked(command)
+            except Exception as exc:
+                failed = RankResult(
+                    2, None, f"could not unpack the shipped working_dir: {exc}", None, True, 0
+                )
+                self._write_logs(b"", failed.message.encode() + b"\n")
+                return self._uploaded(failed, env, rank, attempt, cap)
+        else:
+            cwd = command.cwd if command.cwd and os.path.isdir(command.cwd) else str(self._dir)
+        argv = self._argv(command, result_file, cwd)
         if isinstance(argv, RankResult):
             self._write_logs(b"", argv.message.encode() + b"\n")
             return self._uploaded(argv, env, rank, attempt, cap)
-        cwd = command.cwd if command.cwd and os.path.isdir(command.cwd) else str(self._dir)
         child_env = {**os.environ, **env, ERROR_FILE_ENV: str(error_file)}
         child_env[PARENT_PID_ENV] = str(os.getpid())
         with self._lock:
@@ -160,7 +176,20 @@ class RankWorker:
                 result = RankResult(0, None, "", None, False, self._proc.pid, value)
         return self._uploaded(result, env, rank, attempt, cap)
 
-    def _argv(self, command: WorkerCommand, result_file: Path) -> list[str] | RankResult:
+    def _unpacked(self, command: WorkerCommand) -> str:
+        """This node's copy of the shipped folder (unpacked once per actor and package)."""
+        import ray
+
+        from slipway.training.shipping import unpack
+
+        folder = self._dir / f"working_dir-{command.package_digest[:16]}"
+        if not folder.is_dir():
+            partial = folder.with_name(folder.name + ".partial")
+            unpack(ray.get(command.package), partial)
+            partial.rename(folder)
+        return str(folder)
+
+    def _argv(self, command: WorkerCommand, result_file: Path, cwd: str) -> list[str] | RankResult:
         if command.payload is not None:
             payload_file = self._dir / "payload.pkl"
             payload_file.write_bytes(command.payload)
@@ -173,15 +202,20 @@ class RankWorker:
                 str(result_file),
             ]
         assert command.script is not None
-        if not os.path.isfile(command.script):
-            message = (
-                f"No training script at {command.script} on node {socket.gethostname()}: "
-                "every node needs it at the same path"
+        script = command.script
+        if command.shipped:
+            script = os.path.join(cwd, script)
+        if not os.path.isfile(script):
+            where = (
+                "it is not in the shipped working directory"
+                if command.shipped
+                else "every node needs it at the same path, or ship its folder (working_dir)"
             )
+            message = f"No training script at {script} on node {socket.gethostname()}: {where}"
             return RankResult(2, None, message, None, True, 0)
         from slipway.training import worker
 
-        return [sys.executable, "-u", worker.__file__, command.script, *command.script_args]
+        return [sys.executable, "-u", worker.__file__, script, *command.script_args]
 
     def stop(self, grace: float) -> None:
         """Stop the worker and whatever it started: SIGTERM, then SIGKILL after ``grace``

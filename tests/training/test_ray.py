@@ -7,11 +7,14 @@ the cluster cannot hold, and an address where nothing listens, refused before an
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import re
 import socket
+import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -152,6 +155,114 @@ def test_cli_on_ray_gives_the_environment_contract(
     assert seen[0]["env"]["MASTER_ADDR"] == seen[1]["env"]["MASTER_ADDR"]
     assert run.data.params["script_args"] == f"{out} --lr 0.1"
     assert len(set(run.data.tags[NODE_IDS_TAG].split(","))) == 2
+
+
+SHIPPED_SCRIPT = """
+import json, os, sys
+from pathlib import Path
+import helper  # the module next to this script, in the shipped copy of its folder
+here = Path(__file__).resolve().parent
+seen = {
+    "dir": str(here),
+    "cwd": os.getcwd(),
+    "answer": helper.ANSWER,
+    "left_out": sorted(name for name in (".git", ".slipway") if (here / name).exists()),
+    "data": (here / "data" / "rows.csv").read_text(),
+}
+Path(sys.argv[1], "rank_" + os.environ["RANK"] + ".json").write_text(json.dumps(seen))
+"""
+
+
+def test_working_dir_is_shipped_to_the_nodes(cluster: Any, store_uri: str, tmp_path: Path) -> None:
+    """``--working-dir``: every rank runs in its node's copy of the folder (Ray's
+    ``working_dir``), so the script, the module next to it and its data come along, without
+    ``.git`` and the local tracking folder; a script outside the folder is refused before any
+    run, and the option is for Ray only."""
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True)
+    (project / ".git").mkdir()
+    (project / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (project / ".slipway").mkdir()
+    (project / "helper.py").write_text("ANSWER = 42\n")
+    (project / "data" / "rows.csv").write_text("x,y\n1,2\n")
+    (project / "train_here.py").write_text(SHIPPED_SCRIPT)
+    out = tmp_path / "seen"
+    out.mkdir()
+    common = ["--nproc=2", "--on", "ray", "--ray-address", cluster.address, "--quiet"]
+    done = slipway_train(
+        store_uri,
+        *common,
+        "--placement-strategy",
+        "SPREAD",
+        "--working-dir",
+        str(project),
+        str(project / "train_here.py"),
+        str(out),
+        cwd=tmp_path,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+    seen = rank_files(out)
+    assert sorted(seen) == [0, 1]
+    for rank in (0, 1):
+        assert seen[rank]["answer"] == 42
+        assert seen[rank]["data"] == "x,y\n1,2\n"
+        assert seen[rank]["left_out"] == []
+        assert seen[rank]["cwd"] == seen[rank]["dir"]
+        assert Path(seen[rank]["dir"]) != project.resolve()  # a copy, not the folder itself
+    run = only_run(store_uri)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["working_dir"] == str(project.resolve())
+    assert len(set(run.data.tags[NODE_IDS_TAG].split(","))) == 2
+
+    outside = tmp_path / "outside.py"
+    outside.write_text("print('never')\n")
+    refused = slipway_train(
+        store_uri, *common, "--working-dir", str(project), str(outside), cwd=tmp_path
+    )
+    assert refused.returncode == 1, refused.stderr
+    assert f"The training script {outside} is not inside working_dir" in refused.stderr
+    assert len(all_runs(store_uri)) == 1  # no run for the refused job
+    local = slipway_train(
+        store_uri, "--nproc=1", "--working-dir", str(project), str(outside), cwd=tmp_path
+    )
+    assert local.returncode == 2
+    assert "--working-dir go with --on ray" in local.stderr
+
+
+def test_a_function_from_a_shipped_module_runs_on_the_nodes(
+    cluster: Any, store_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A function defined in a module of the project travels by reference (cloudpickle pickles
+    importable functions so): the nodes import it from their copy of the working_dir."""
+    project = tmp_path / "project"
+    project.mkdir()
+    module = f"shipped_{uuid.uuid4().hex[:8]}"
+    (project / f"{module}.py").write_text(
+        "import os\n\ndef where(x):\n    return (x * 2, os.path.dirname(__file__))\n"
+    )
+    monkeypatch.syspath_prepend(str(project))
+    where = importlib.import_module(module).where
+    try:
+        result = training.launch(
+            where,
+            workers=2,
+            args=(21,),
+            on="ray",
+            ray_address=cluster.address,
+            working_dir=project,
+            quiet=True,
+        )
+    finally:
+        sys.modules.pop(module, None)
+    assert result.succeeded, result.error
+    for value, folder in result.return_values.values():
+        assert value == 42
+        assert Path(folder) != project  # imported from the node's copy
+    with pytest.raises(InvalidParameterValue, match=r"working_dir .* is not a folder"):
+        training.launch(where, workers=1, on="ray", working_dir=tmp_path / "none")
+    with pytest.raises(InvalidParameterValue, match="working_dir go with on='ray'"):
+        training.launch(where, workers=1, working_dir=project)
 
 
 def _packed_fn(scale: float) -> dict[str, Any]:
