@@ -182,6 +182,13 @@ class _ProgressView:
     "SLIPWAY_RAY_ADDRESS or RAY_ADDRESS, else a local Ray).",
 )
 @click.option(
+    "--working-dir",
+    type=click.Path(exists=True, file_okay=False),
+    metavar="DIR",
+    help="With --on ray: ship this folder to every node (without .git, virtual environments, "
+    "caches and .slipway); trial commands run in the node's copy.",
+)
+@click.option(
     "--emit",
     type=click.Choice(["katib"]),
     help="Write the spec as a Katib Experiment instead of running it.",
@@ -207,6 +214,7 @@ def tune(
     experiment: str | None,
     on: str,
     ray_address: str | None,
+    working_dir: str | None,
     emit: str | None,
     output: Path | None,
     image: str | None,
@@ -222,6 +230,7 @@ def tune(
     Examples:
       slipway tune --spec tune.yaml
       slipway tune --spec tune.yaml --on ray --ray-address 10.0.0.5:6379
+      slipway tune --spec tune.yaml --on ray --ray-address ray://head:10001 --working-dir .
       slipway tune --spec tune.yaml --emit katib -o experiment.yaml
       slipway tune --resume my-study
       slipway tune --show my-study
@@ -237,6 +246,8 @@ def tune(
         return
     if ray_address and on != "ray":
         raise InvalidParameterValue("--ray-address goes with --on ray")
+    if working_dir and on != "ray":
+        raise InvalidParameterValue("--working-dir goes with --on ray")
     _run(
         state,
         spec_path,
@@ -249,6 +260,7 @@ def tune(
         as_json,
         on,
         ray_address,
+        working_dir,
     )
 
 
@@ -281,6 +293,7 @@ def _run(
     as_json: bool,
     on: str = "local",
     ray_address: str | None = None,
+    working_dir: str | None = None,
 ) -> None:
     from slipway.tuning.coordinator import run_study
 
@@ -308,6 +321,7 @@ def _run(
             resume_only=resume is not None,
             on=on,
             ray_address=ray_address,
+            working_dir=working_dir,
         )
     if study is None:
         from slipway.tuning.coordinator import load_study

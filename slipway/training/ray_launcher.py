@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from slipway.engines.shipping import pack
 from slipway.entities import RunStatus
 from slipway.exceptions import InvalidParameterValue, TemporarilyUnavailable
 from slipway.training.agent import AgentOutcome, JobTimedOut, WorkerFailure
@@ -62,7 +63,6 @@ from slipway.training.ray_placement import (
     worker_bundle,
 )
 from slipway.training.ray_worker import RankResult, WorkerCommand
-from slipway.training.shipping import pack
 from slipway.training.tracking import JobRun, create_job_run
 
 __all__ = ["NODE_IDS_TAG", "RayPlan", "launch_on_ray"]
@@ -96,7 +96,8 @@ class RayPlan:
     strategy: str
     placement_timeout: float
     working_dir: str | None = None
-    """A folder of the launcher's machine shipped to every node (see :mod:`.shipping`)."""
+    """A folder of the launcher's machine shipped to every node
+    (:mod:`slipway.engines.shipping`)."""
     stop_grace: float = STOP_GRACE_S
 
     @classmethod

@@ -58,7 +58,7 @@ class WorkerCommand:
     cwd: str | None = None
     """The launcher's working directory, used when it exists on the node too."""
     shipped: bool = False
-    """The job's working directory is shipped to the nodes (:mod:`slipway.training.shipping`):
+    """The job's working directory is shipped to the nodes (:mod:`slipway.engines.shipping`):
     the worker runs in the node's copy of it, and ``script`` is relative to it."""
     package: Any = None
     """The shipped folder: a Ray object reference to its zip."""
@@ -180,7 +180,7 @@ class RankWorker:
         """This node's copy of the shipped folder (unpacked once per actor and package)."""
         import ray
 
-        from slipway.training.shipping import unpack
+        from slipway.engines.shipping import unpack
 
         folder = self._dir / f"working_dir-{command.package_digest[:16]}"
         if not folder.is_dir():

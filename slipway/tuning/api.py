@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -35,6 +36,7 @@ def tune(
     on: str = "local",
     ray_address: str | None = None,
     trial_resources: Mapping[str, Any] | None = None,
+    working_dir: str | os.PathLike[str] | None = None,
 ) -> Study:
     """Search ``space`` for the parameters that maximise or minimise ``objective``.
 
@@ -82,6 +84,10 @@ def tune(
             ``auto``; None: ``SLIPWAY_RAY_ADDRESS``/``RAY_ADDRESS``, else a local Ray).
         trial_resources: with ``on="ray"``: what each trial holds, e.g. ``{"cpu": 1, "gpu":
             1, "memory": 2 * 2**30}`` (bytes; custom Ray resources by name). Default one CPU.
+        working_dir: with ``on="ray"``: a folder of this machine shipped to every node (zipped
+            once into Ray's object store, at most 256 MiB, without ``.git``, virtual
+            environments, caches and ``.slipway``); each trial worker puts its copy first on
+            ``sys.path``, so the objective's modules need not be on the nodes.
 
     Returns:
         The :class:`Study`: ``best_trial``, ``best_params``, ``best_value``, ``trials``.
@@ -117,6 +123,7 @@ def tune(
         callbacks=callbacks,
         on=on,
         ray_address=ray_address,
+        working_dir=working_dir,
     )
 
 

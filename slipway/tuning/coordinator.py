@@ -184,6 +184,7 @@ class Coordinator:
         resume_only: bool = False,
         on: str = "local",
         ray_address: str | None = None,
+        working_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         if (objective is None) == (spec.command is None):
             raise InvalidParameterValue("A study needs an objective function or a trial command")
@@ -195,6 +196,11 @@ class Coordinator:
         self.objective = objective
         self.on = on
         self.ray_address = ray_address
+        self.working_dir: str | None = None
+        if working_dir is not None:
+            from slipway.tuning.ray_workers import shipped_folder
+
+            self.working_dir = shipped_folder(working_dir, on)
         self.uri = uris.absolute_uri(tracking_uri or uris.get_tracking_uri())
         self.name = spec.name or f"study-{uuid.uuid4().hex[:8]}"
         self.client = SlipwayClient(self.uri)
@@ -419,8 +425,19 @@ class Coordinator:
             from slipway.tuning.ray_workers import RayPool
 
             ray_env = {k: v for k, v in env.items() if k.startswith("SLIPWAY_")}
+            shipped = None
+            if self.working_dir is not None:
+                from slipway.tuning.ray_workers import ship
+
+                shipped = ship(self.working_dir, self.spec.cwd)
             return RayPool(
-                size, payload, ray_env, self.spec.trial_resources, self.ray_address, ready
+                size,
+                payload,
+                ray_env,
+                self.spec.trial_resources,
+                self.ray_address,
+                ready,
+                shipped,
             )
         from slipway.tuning.pool import LocalPool
         from slipway.tuning.worker import WorkerJob
@@ -741,11 +758,13 @@ def run_study(
     resume_only: bool = False,
     on: str = "local",
     ray_address: str | None = None,
+    working_dir: str | os.PathLike[str] | None = None,
 ) -> Study:
     """Run (or resume) the study ``spec`` describes and return it when it stops.
 
     ``on`` says where trials run: ``local`` (worker processes of this machine) or ``ray``
-    (Ray actors on the cluster at ``ray_address``, see :mod:`slipway.tuning.ray_workers`)."""
+    (Ray actors on the cluster at ``ray_address``, see :mod:`slipway.tuning.ray_workers`);
+    on Ray, ``working_dir`` is a folder shipped to the nodes, where the trials run."""
     from slipway.tuning.samplers import make_sampler
 
     spec = spec.check()
@@ -765,6 +784,7 @@ def run_study(
         resume_only,
         on,
         ray_address,
+        working_dir,
     )
     return coordinator.run()
 

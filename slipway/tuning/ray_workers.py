@@ -23,8 +23,11 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from slipway.engines.shipping import Package, pack, unpack
+from slipway.exceptions import InvalidParameterValue
 from slipway.tuning.pool import Outcome, TrialPool
 from slipway.tuning.runner import TrialRunner, failure, one_line
 
@@ -34,24 +37,71 @@ WAIT_SLICE = 0.05
 whose run was recorded meanwhile joins the next look)."""
 
 
+@dataclass
+class Shipped:
+    """A study's working directory, packed for the nodes, and where in it trial commands
+    run."""
+
+    package: Package
+    cwd: str = "."
+
+
+def shipped_folder(working_dir: str | os.PathLike[str], on: str) -> str:
+    """The folder to ship to the Ray nodes, checked (a Ray-only setting)."""
+    if on != "ray":
+        raise InvalidParameterValue("working_dir goes with on='ray'")
+    folder = Path(working_dir).expanduser().resolve()
+    if not folder.is_dir():
+        raise InvalidParameterValue(f"working_dir {str(working_dir)!r} is not a folder")
+    return str(folder)
+
+
+def ship(folder: str, cwd: str | None) -> Shipped:
+    """``folder`` packed; trial commands run in the node's copy of ``cwd`` when ``cwd`` is
+    inside it, else at the top of the copy."""
+    inside = "."
+    if cwd is not None:
+        with contextlib.suppress(ValueError):
+            inside = str(Path(cwd).resolve().relative_to(folder))
+    return Shipped(pack(folder), inside)
+
+
 class TrialActor:
     """A trial worker on a Ray node (made a Ray actor class by :class:`RayPool`)."""
 
-    def __init__(self, sys_path: list[str], payload: bytes, env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        sys_path: list[str],
+        payload: bytes,
+        env: dict[str, str],
+        package: bytes | None = None,
+        cwd: str = ".",
+    ) -> None:
+        """``package``: the study's shipped working directory (a zip, see
+        :mod:`slipway.engines.shipping`), unpacked here first: its top goes first on
+        ``sys.path`` (the objective's modules are found there) and trial commands run in its
+        ``cwd``."""
         import cloudpickle
 
         from slipway.engines.ray import current_node_id
 
-        for entry in sys_path:  # where the driver found the objective's modules
-            if entry and entry not in sys.path:
-                sys.path.append(entry)
         os.environ.update(env)
         self._node = current_node_id()
         self._runner: TrialRunner | None = None
         self._broken: Outcome | None = None
         try:
+            workdir = tempfile.mkdtemp(prefix="slipway-trial-")  # this node's own
+            copy = None
+            if package is not None:
+                copy = unpack(package, os.path.join(workdir, "working_dir"))
+                sys.path.insert(0, str(copy))
+            for entry in sys_path:  # where the driver found the objective's modules
+                if entry and entry not in sys.path:
+                    sys.path.append(entry)
             study = cloudpickle.loads(payload)
-            study.workdir = tempfile.mkdtemp(prefix="slipway-trial-")  # this node's own
+            study.workdir = workdir
+            if copy is not None:
+                study.cwd = str(copy / cwd)
             self._runner = TrialRunner(study)
         except BaseException as exc:
             self._broken = failure(exc, "cannot load the objective: ")
@@ -113,6 +163,7 @@ class RayPool(TrialPool):
         resources: dict[str, float],
         address: str | None,
         ready: int | None = None,
+        shipped: Shipped | None = None,
     ) -> None:
         from slipway.engines.ray import check_fits, connect, require_ray
 
@@ -129,7 +180,9 @@ class RayPool(TrialPool):
         self.size = size
         self._ray = ray
         self._class = ray.remote(TrialActor).options(**options)
-        self._args = (list(sys.path), payload, env)
+        self._args: tuple[Any, ...] = (list(sys.path), payload, env)
+        if shipped is not None:  # into the object store once; each actor gets the bytes
+            self._args += (ray.put(shipped.package.data), shipped.cwd)
         self._lock = threading.Condition()
         started = size if ready is None else min(size, ready)
         self._idle = [self._new_actor() for _ in range(started)]  # they start meanwhile

@@ -192,3 +192,80 @@ def test_the_cli_runs_a_spec_on_ray_and_fails_fast_on_a_dead_address(
     assert "Cannot reach a Ray cluster at 127.0.0.1:9" in dead.stderr
     assert "Traceback" not in dead.stderr
     assert [s.name for s in get_tuning_store(tracking_uri).list_studies()] == ["cli-on-ray"]
+
+
+SHIPPED = """
+import sys
+from pathlib import Path
+import helper  # next to this script: in the node's copy of the shipped folder
+here = Path(__file__).resolve().parent
+with open(sys.argv[2], "a") as seen:
+    seen.write(f"{here}|{Path.cwd()}\\n")
+print(f"score={helper.scale(float(sys.argv[1]))}")
+"""
+
+
+def test_a_working_dir_is_shipped_to_the_trials(
+    ray_cluster: Any, tracking_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--working-dir``: trial commands run in the node's copy of the folder (the spec's own
+    folder inside it), and an objective from a module of the folder is imported there."""
+    project = tmp_path / "project"
+    (project / "study").mkdir(parents=True)
+    (project / "study" / "helper.py").write_text("def scale(x):\n    return 3 * x\n")
+    (project / "study" / "train.py").write_text(SHIPPED)
+    seen = tmp_path / "seen.txt"
+    spec = {
+        "objective": {"type": "maximize", "objectiveMetricName": "score"},
+        "algorithm": {"algorithmName": "random"},
+        "parallelTrialCount": 2,
+        "maxTrialCount": 2,
+        "parameters": [
+            {"name": "x", "parameterType": "double", "feasibleSpace": {"min": "0", "max": "1"}}
+        ],
+        "trialCommand": [sys.executable, "train.py", "${trialParameters.x}", str(seen)],
+    }
+    path = project / "study" / "tune.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    args = ["--tracking-uri", tracking_uri, "tune", "--spec", str(path), "--name", "shipped"]
+    args += ["--on", "ray", "--ray-address", ray_cluster.address, "--working-dir", str(project)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    study = tuning.load_study("shipped", tracking_uri)
+    assert study.counts() == {"COMPLETE": 2}
+    for trial in study.trials:
+        assert trial.value == pytest.approx(3 * trial.params["x"])
+    lines = seen.read_text().split()
+    assert len(lines) == 2
+    for line in lines:
+        here, cwd = line.split("|")
+        assert here == cwd
+        assert Path(here).name == "study"
+        assert Path(here) != (project / "study").resolve()  # the node's copy
+
+    module = f"objective_{os.getpid()}_{time.monotonic_ns()}"
+    (project / f"{module}.py").write_text(
+        "import os\n\ndef objective(trial):\n"
+        "    return float(os.path.dirname(os.path.abspath(__file__)) != OUTSIDE)\n"
+        f"\nOUTSIDE = {str(project.resolve())!r}\n"
+    )
+    monkeypatch.syspath_prepend(str(project))
+    objective = __import__(module).objective
+    try:
+        api = tuning.tune(
+            objective,
+            {"x": tuning.uniform(0.0, 1.0)},
+            n_trials=2,
+            parallelism=2,
+            direction="maximize",
+            study_name="shipped-api",
+            tracking_uri=tracking_uri,
+            on="ray",
+            ray_address=ray_cluster.address,
+            working_dir=project,
+        )
+    finally:
+        sys.modules.pop(module, None)
+    assert [t.value for t in api.trials] == [1.0, 1.0]  # imported from the nodes' copies
+    with pytest.raises(InvalidParameterValue, match="working_dir goes with on='ray'"):
+        tuning.tune(objective, {"x": tuning.uniform(0.0, 1.0)}, n_trials=1, working_dir=project)

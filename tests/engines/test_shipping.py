@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from slipway.engines.shipping import EXCLUDES, pack, unpack
 from slipway.exceptions import InvalidParameterValue
-from slipway.training.shipping import EXCLUDES, pack, unpack
 
 
 def test_a_folder_round_trips_without_what_is_left_out(tmp_path: Path) -> None:
