@@ -63,7 +63,14 @@ def pipeline_store(state: CliState) -> AbstractPipelineStore:
 
 
 def executor_options(func: Any) -> Any:
-    """``--executor`` and ``--ray-address``, for ``run`` and ``resume``."""
+    """``--executor``, ``--ray-address`` and ``--working-dir``, for ``run`` and ``resume``."""
+    func = click.option(
+        "--working-dir",
+        type=click.Path(exists=True, file_okay=False),
+        metavar="DIR",
+        help="With --executor ray: ship this folder to every node (without .git, virtual "
+        "environments, caches and .slipway); each step runs in its node's copy.",
+    )(func)
     func = click.option(
         "--ray-address",
         metavar="ADDR",
@@ -214,6 +221,7 @@ def run_command(
     params_json: str | None,
     executor: str,
     ray_address: str | None,
+    working_dir: str | None,
 ) -> None:
     """Run a pipeline on this machine, or on a Ray cluster.
 
@@ -227,6 +235,7 @@ def run_command(
       slipway pipelines run iris.py --param rows=5000
       slipway pipelines run flows.py:nightly --experiment nightly --no-cache
       slipway pipelines run iris.py --executor ray --ray-address auto
+      slipway pipelines run flow.py --executor ray --ray-address ray://head:10001 --working-dir .
     """
     from slipway.pipelines import executor as executors
     from slipway.pipelines.executor.step import warm_up
@@ -236,6 +245,8 @@ def run_command(
     if executor == "local":
         if ray_address is not None:
             raise InvalidParameterValue("--ray-address goes with --executor ray")
+        if working_dir is not None:
+            raise InvalidParameterValue("--working-dir goes with --executor ray")
         warm_up()  # the step fork server boots while the pipeline file is imported
     pipeline = load_pipeline(source)
     values: dict[str, Any] = {}
@@ -266,6 +277,7 @@ def run_command(
             on_update=on_update,
             executor=executor,
             ray_address=ray_address,
+            working_dir=working_dir,
         )
 
     _execute(state, start, schedule_id)
@@ -292,6 +304,7 @@ def resume_command(
     max_parallel: int | None,
     executor: str,
     ray_address: str | None,
+    working_dir: str | None,
 ) -> None:
     """Run a failed or cancelled run again.
 
@@ -303,6 +316,8 @@ def resume_command(
     executor = executor.lower()
     if executor == "local" and ray_address is not None:
         raise InvalidParameterValue("--ray-address goes with --executor ray")
+    if executor == "local" and working_dir is not None:
+        raise InvalidParameterValue("--working-dir goes with --executor ray")
     run_id = resolve_pipeline_run(state, run_ref).run_id
 
     def start(on_update: Any) -> Any:
@@ -315,6 +330,7 @@ def resume_command(
             on_update=on_update,
             executor=executor,
             ray_address=ray_address,
+            working_dir=working_dir,
         )
 
     _execute(state, start)

@@ -509,3 +509,55 @@ def test_ctrl_c_on_the_cli_cancels_the_run_and_stops_the_step_on_its_node(
     (step,) = get_pipeline_store(cli_uri).list_steps(found.run_id)
     assert step.status == StepStatus.CANCELLED
     assert step.details.get("node_id") in {ray_cluster.head_node_id, ray_cluster.second_node_id}
+
+
+SHIPPED_FLOW = """
+from slipway.pipelines import component, pipeline
+
+
+@component
+def look() -> str:
+    import os
+    from pathlib import Path
+
+    import shipped_helper  # a module of the shipped folder, imported on the node
+
+    rows = Path("data", "rows.csv").read_text()  # relative to the node's copy
+    return f"{os.getcwd()}|{shipped_helper.NAME}|{rows.strip()}"
+
+
+@pipeline(name="shipped")
+def shipped():
+    look()
+"""
+
+
+def test_cli_ships_a_working_dir_to_the_nodes(
+    ray_cluster: Any, cli_uri: str, tmp_path: Path
+) -> None:
+    """``--working-dir``: each step runs in its node's copy of the folder, where the modules
+    it imports and its files are, whatever the pipeline file's own folder holds."""
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True)
+    (project / "data" / "rows.csv").write_text("a,b\n")
+    (project / "shipped_helper.py").write_text("NAME = 'from the copy'\n")
+    flows = tmp_path / "flows"  # the pipeline file lives elsewhere: only shipping helps
+    flows.mkdir()
+    path = flows / "shipped.py"
+    path.write_text(SHIPPED_FLOW)
+    result = invoke(
+        cli_uri,
+        f"pipelines run {path} --executor ray --ray-address {ray_cluster.address} "
+        f"--working-dir {project}",
+    )
+    assert result.exit_code == 0, result.output
+    (found,) = get_pipeline_store(cli_uri).search_pipeline_runs()
+    (step,) = get_pipeline_store(cli_uri).list_steps(found.run_id)
+    assert step.status == StepStatus.SUCCEEDED
+    cwd, name, rows = step.outputs["parameters"]["Output"].split("|")
+    assert name == "from the copy"
+    assert rows == "a,b"
+    assert Path(cwd) != project.resolve()
+    refused = invoke(cli_uri, f"pipelines run {path} --working-dir {project}")
+    assert refused.exit_code == 1
+    assert "--working-dir goes with --executor ray" in refused.stderr

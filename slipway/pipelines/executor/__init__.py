@@ -11,6 +11,7 @@ with the pipeline's code as it is now.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -116,6 +117,7 @@ def run(
     on_update: UpdateCallback | None = None,
     executor: str = "local",
     ray_address: str | None = None,
+    working_dir: str | os.PathLike[str] | None = None,
 ) -> PipelineResult:
     """Run ``pipeline`` with ``parameters`` and wait for it to end.
 
@@ -124,11 +126,14 @@ def run(
     Ray instance, ``"auto"`` joins the one running here). The pipeline run is a tracking run
     in ``experiment_name`` (or ``experiment_id``, else the default experiment) and each step
     attempt a child run. ``cache=False`` runs every step even where the cache holds its
-    outputs. Ctrl-C cancels the running steps and returns a CANCELLED result.
+    outputs. Ctrl-C cancels the running steps and returns a CANCELLED result. On Ray,
+    ``working_dir`` is a folder of this machine shipped to the nodes (zipped once into Ray's
+    object store, at most 256 MiB, without ``.git``, virtual environments, caches and
+    ``.slipway``): each step runs in its node's copy, first on ``sys.path``.
     """
     if not isinstance(pipeline, Pipeline):
         raise InvalidParameterValue(f"run() takes a @pipeline, got {pipeline!r}")
-    launcher = make_launcher(executor, ray_address)
+    launcher = make_launcher(executor, ray_address, working_dir)
     if isinstance(launcher, LocalLauncher):
         warm_up()  # the fork server boots while the run is being recorded
     graph = pipeline.graph
@@ -188,6 +193,7 @@ def resume(
     on_update: UpdateCallback | None = None,
     executor: str = "local",
     ray_address: str | None = None,
+    working_dir: str | os.PathLike[str] | None = None,
 ) -> PipelineResult:
     """Run a failed or cancelled pipeline run again under the same id.
 
@@ -195,9 +201,10 @@ def resume(
     again, with ``pipeline`` (by default loaded again from the run's source file, so fixes to
     the code take effect). ``from_step`` (a task name) also re-runs that task and what follows
     it, even if they succeeded; it may resume a run that succeeded. ``executor`` and
-    ``ray_address`` are as for :func:`run` (a run may resume on another executor).
+    ``ray_address`` and ``working_dir`` are as for :func:`run` (a run may resume on another
+    executor).
     """
-    launcher = make_launcher(executor, ray_address)
+    launcher = make_launcher(executor, ray_address, working_dir)
     if isinstance(launcher, LocalLauncher):
         warm_up()
     uri = tracking_uri or uris.get_tracking_uri()

@@ -67,6 +67,9 @@ class StepJob:
     guardian_pid: int | None = None
     """A process whose end ends the step (its process group is killed): the Ray worker that
     started it, which Ray may kill without telling the step."""
+    cwd: str | None = None
+    """The step's working directory, when not the one it inherits (a Ray node's copy of a
+    shipped working directory)."""
 
     def _bootstrap(self, parent_sentinel: int | None = None) -> int:
         """The entry point multiprocessing's fork server calls in the forked child; returns
@@ -194,6 +197,8 @@ def run_job(job: StepJob) -> int:
     _redirect_output(job.workdir)
     signal.signal(signal.SIGTERM, _on_sigterm)
     _apply_environment(job.env)
+    if job.cwd is not None:
+        os.chdir(job.cwd)
     if job.guardian_pid is not None:
         _outlive_guardian(job.guardian_pid)
     result: dict[str, Any]

@@ -37,12 +37,15 @@ def run_attempt(
     folder: str | None,
     artifact_uri: str,
     timeout: float | None,
+    package: bytes | None = None,
 ) -> Iterator[dict[str, Any]]:
     """The body of the Ray task for one attempt (a generator: Ray streams what it yields).
 
     ``payload`` is the step pickled by the orchestrator, ``env`` what the step's process gets
     over the node's environment, ``folder`` the component file's folder (added to
-    ``sys.path`` where the node has it), ``artifact_uri`` the step run's artifact location.
+    ``sys.path`` where the node has it), ``artifact_uri`` the step run's artifact location,
+    ``package`` the run's shipped working directory (:mod:`slipway.engines.shipping`): the
+    step runs in its copy, first on ``sys.path``.
     """
     from slipway.engines.ray import current_node_id
     from slipway.pipelines.executor import _child
@@ -52,12 +55,19 @@ def run_attempt(
     host = os.uname().nodename
     workdir = tempfile.mkdtemp(prefix="slipway-step-")
     try:
+        sys_path, cwd = steps.step_sys_path(folder), None
+        if package is not None:
+            from slipway.engines.shipping import unpack
+
+            cwd = str(unpack(package, os.path.join(workdir, "shipped")))
+            sys_path = [cwd, *sys_path]
         job = _child.StepJob(
             payload,
             workdir,
             {**os.environ, **env},
-            steps.step_sys_path(folder),
+            sys_path,
             guardian_pid=os.getpid(),
+            cwd=cwd,
         )
         process = steps.launch(job, task_id)
         try:
@@ -96,11 +106,12 @@ def run_attempt_once(
     folder: str | None,
     artifact_uri: str,
     timeout: float | None,
+    package: bytes | None = None,
 ) -> dict[str, Any]:
     """:func:`run_attempt` as a plain task returning how the attempt ended (with where it ran),
     for Ray Client, which cannot stream a task's results."""
     last: dict[str, Any] = {}
-    for item in run_attempt(payload, task_id, env, folder, artifact_uri, timeout):
+    for item in run_attempt(payload, task_id, env, folder, artifact_uri, timeout, package):
         last = item
     return last
 

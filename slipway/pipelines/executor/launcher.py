@@ -156,20 +156,28 @@ class LocalStep:
         return self._placement
 
 
-def make_launcher(executor: str, ray_address: str | None = None) -> Launcher:
+def make_launcher(
+    executor: str,
+    ray_address: str | None = None,
+    working_dir: str | os.PathLike[str] | None = None,
+) -> Launcher:
     """The launcher for ``executor`` (``"local"`` or ``"ray"``); INVALID_PARAMETER_VALUE for
-    another name, or for a Ray address given to the local executor."""
+    another name, or for a Ray address or working directory given to the local executor."""
     name = executor.strip().lower() if isinstance(executor, str) else executor
     if name == "local":
         if ray_address is not None:
             raise InvalidParameterValue(
                 "ray_address is for executor='ray'; the local executor runs steps on this machine"
             )
+        if working_dir is not None:
+            raise InvalidParameterValue(
+                "working_dir is for executor='ray': local steps run in this machine's folders"
+            )
         return LocalLauncher()
     if name == "ray":
         from slipway.pipelines.executor.ray import RayLauncher
 
-        return RayLauncher(ray_address)
+        return RayLauncher(ray_address, working_dir)
     raise InvalidParameterValue(
         f"Unknown executor {executor!r}: use one of {', '.join(repr(e) for e in EXECUTORS)}"
     )

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from slipway.exceptions import InvalidParameterValue
@@ -93,8 +94,20 @@ class RayLauncher:
 
     deadline_slack = KILL_GRACE_SECONDS + REPORT_SECONDS
 
-    def __init__(self, address: str | None = None) -> None:
+    def __init__(
+        self, address: str | None = None, working_dir: str | os.PathLike[str] | None = None
+    ) -> None:
+        """``working_dir``: a folder of this machine shipped to the nodes (see
+        :mod:`slipway.engines.shipping`); each step runs in its node's copy, first on
+        ``sys.path``."""
         self.address = address
+        self.working_dir: str | None = None
+        if working_dir is not None:
+            folder = Path(working_dir).expanduser().resolve()
+            if not folder.is_dir():
+                raise InvalidParameterValue(f"working_dir {str(working_dir)!r} is not a folder")
+            self.working_dir = str(folder)
+        self._package: Any = None
         self._connected = False
         self._streaming = True
         self._last_feasibility = 0.0
@@ -141,6 +154,13 @@ class RayLauncher:
         self._connect()
         self._streaming = not _client_mode()
         _remote(self._streaming)
+        if self.working_dir is not None and self._package is None:
+            import ray
+
+            from slipway.engines.shipping import pack
+
+            # Into the object store once; each attempt's task gets the bytes on its node.
+            self._package = ray.put(pack(self.working_dir).data)
 
     def workdir(self, root: str, attempt: int) -> str:
         return ""  # the node makes the attempt's folder
@@ -166,6 +186,7 @@ class RayLauncher:
                 folder,
                 artifact_uri,
                 options.timeout,
+                self._package,
             )
         )
         return RayStep(self, generator, spec.task_id, wanted, self._streaming)
