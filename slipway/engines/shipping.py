@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 
 from slipway.exceptions import InvalidParameterValue
 
-__all__ = ["EXCLUDES", "MAX_BYTES", "Package", "pack", "unpack"]
+__all__ = ["EXCLUDES", "MAX_BYTES", "Package", "folder_to_ship", "pack", "unpack"]
 
 EXCLUDES = frozenset(
     {
@@ -40,6 +40,15 @@ EXCLUDES = frozenset(
 MAX_BYTES = 256 * 1024 * 1024
 """The most a shipped folder may hold (its files' sizes, before compression): data sets and
 checkpoints belong in the artifact store, not in the code's folder."""
+
+
+def folder_to_ship(working_dir: str | os.PathLike[str]) -> str:
+    """``working_dir`` as an absolute path, checked to be a folder (INVALID_PARAMETER_VALUE
+    otherwise)."""
+    folder = Path(working_dir).expanduser().resolve()
+    if not folder.is_dir():
+        raise InvalidParameterValue(f"working_dir {str(working_dir)!r} is not a folder")
+    return str(folder)
 
 
 class Package:

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from slipway.engines.shipping import pack
+from slipway.engines.shipping import folder_to_ship, pack
 from slipway.entities import RunStatus
 from slipway.exceptions import InvalidParameterValue, TemporarilyUnavailable
 from slipway.training.agent import AgentOutcome, JobTimedOut, WorkerFailure
@@ -116,12 +116,7 @@ class RayPlan:
         working_dir: str | os.PathLike[str] | None = None,
     ) -> RayPlan:
         chosen = resolve_backend(backend, resources)
-        shipped = None
-        if working_dir is not None:
-            folder = Path(working_dir).expanduser().resolve()
-            if not folder.is_dir():
-                raise InvalidParameterValue(f"working_dir {str(working_dir)!r} is not a folder")
-            shipped = str(folder)
+        shipped = folder_to_ship(working_dir) if working_dir is not None else None
         bundle = worker_bundle(resources, chosen)
         if strategy not in STRATEGIES:
             raise InvalidParameterValue(

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from slipway.engines.shipping import Package, pack, unpack
+from slipway.engines.shipping import Package, folder_to_ship, pack, unpack
 from slipway.exceptions import InvalidParameterValue
 from slipway.tuning.pool import Outcome, TrialPool
 from slipway.tuning.runner import TrialRunner, failure, one_line
@@ -50,10 +50,7 @@ def shipped_folder(working_dir: str | os.PathLike[str], on: str) -> str:
     """The folder to ship to the Ray nodes, checked (a Ray-only setting)."""
     if on != "ray":
         raise InvalidParameterValue("working_dir goes with on='ray'")
-    folder = Path(working_dir).expanduser().resolve()
-    if not folder.is_dir():
-        raise InvalidParameterValue(f"working_dir {str(working_dir)!r} is not a folder")
-    return str(folder)
+    return folder_to_ship(working_dir)
 
 
 def ship(folder: str, cwd: str | None) -> Shipped:

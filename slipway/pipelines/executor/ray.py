@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from slipway.exceptions import InvalidParameterValue
@@ -103,10 +102,9 @@ class RayLauncher:
         self.address = address
         self.working_dir: str | None = None
         if working_dir is not None:
-            folder = Path(working_dir).expanduser().resolve()
-            if not folder.is_dir():
-                raise InvalidParameterValue(f"working_dir {str(working_dir)!r} is not a folder")
-            self.working_dir = str(folder)
+            from slipway.engines.shipping import folder_to_ship
+
+            self.working_dir = folder_to_ship(working_dir)
         self._package: Any = None
         self._connected = False
         self._streaming = True
