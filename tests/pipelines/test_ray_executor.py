@@ -416,6 +416,7 @@ def test_cli_runs_over_ray_client(ray_cluster: Any, cli_uri: str, tmp_path: Path
     address = f"ray://127.0.0.1:{ray_cluster.client_port}"
     command = [str(Path(sys.executable).with_name("slipway")), "--tracking-uri", cli_uri]
     command += ["pipelines", "run", str(path), "--executor", "ray", "--ray-address", address]
+    command += ["--working-dir", str(tmp_path)]  # the package goes up through the client too
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
     if "Starting Ray client server failed" in done.stderr:
         # The head gives the per-client server it starts 30 s; a loaded 2-core machine can miss
