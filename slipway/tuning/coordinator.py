@@ -63,7 +63,7 @@ from slipway.exceptions import (
 from slipway.tracking import uri as uris
 from slipway.tracking.client import SlipwayClient, now_ms
 from slipway.tracking.fluent import ActiveRun
-from slipway.tuning.pool import Outcome, TrialPool
+from slipway.tuning.pool import Outcome, TrialPool, make_pool
 from slipway.tuning.results import (
     FAIL_REASON_ATTR,
     INTERRUPTED_ATTR,
@@ -408,41 +408,13 @@ class Coordinator:
         """The study's workers (they start in the background); an objective that cannot be
         sent to them, or a Ray cluster that cannot hold a trial, fails here, before anything
         is recorded."""
-        import cloudpickle
-
-        try:
-            payload = cloudpickle.dumps(self._study_task(workdir))
-        except Exception as exc:
-            raise InvalidParameterValue(
-                f"The objective cannot be sent to a trial worker: {exc}"
-            ) from exc
-        env = {k: v for k, v in os.environ.items() if k != "SLIPWAY_RUN_ID"}
-        env["SLIPWAY_TRACKING_URI"] = self.uri
-        env["SLIPWAY_TUNING_STUDY"] = self.name
-        size = self.spec.parallelism
-        ready = min(size, self.spec.total_trials() or size)  # no more workers than trials
-        if self.on == "ray":
-            from slipway.tuning.ray_workers import RayPool
-
-            ray_env = {k: v for k, v in env.items() if k.startswith("SLIPWAY_")}
-            shipped = None
-            if self.working_dir is not None:
-                from slipway.tuning.ray_workers import ship
-
-                shipped = ship(self.working_dir, self.spec.cwd)
-            return RayPool(
-                size,
-                payload,
-                ray_env,
-                self.spec.trial_resources,
-                self.ray_address,
-                ready,
-                shipped,
-            )
-        from slipway.tuning.pool import LocalPool
-        from slipway.tuning.worker import WorkerJob
-
-        return LocalPool(size, WorkerJob(payload, env), ready)
+        return make_pool(
+            self._study_task(workdir),
+            self.spec,
+            on=self.on,
+            ray_address=self.ray_address,
+            working_dir=self.working_dir,
+        )
 
     def _dispatch(self, trial: Any) -> None:
         """Hand a trial the study has asked for to a worker; its run is recorded meanwhile, in

@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import os
 import threading
 import time
 from multiprocessing.connection import wait
 from typing import Any
 
+from slipway.exceptions import InvalidParameterValue
 from slipway.tuning.launcher import KILL_GRACE_SECONDS, WorkerProcess
+from slipway.tuning.runner import StudyTask
+from slipway.tuning.spec import TuneSpec
 from slipway.tuning.worker import WorkerJob
 
 Outcome = dict[str, Any]
@@ -202,4 +206,42 @@ class LocalPool(TrialPool):
             worker.stop()
 
 
-__all__ = ["LocalPool", "Outcome", "TrialPool"]
+def make_pool(
+    task: StudyTask,
+    spec: TuneSpec,
+    *,
+    on: str = "local",
+    ray_address: str | None = None,
+    working_dir: str | None = None,
+) -> TrialPool:
+    """The workers of the study ``task`` describes: :class:`LocalPool` processes, or Ray
+    actors (``on="ray"``, at ``ray_address``, with ``working_dir`` shipped to them); as many as
+    ``spec.parallelism``, the first of them started now in the background.
+
+    Raises:
+        InvalidParameterValue: the objective cannot be pickled for the workers, or (on Ray) no
+            node could hold a trial.
+    """
+    import cloudpickle
+
+    try:
+        payload = cloudpickle.dumps(task)
+    except Exception as exc:
+        raise InvalidParameterValue(
+            f"The objective cannot be sent to a trial worker: {exc}"
+        ) from exc
+    env = {k: v for k, v in os.environ.items() if k != "SLIPWAY_RUN_ID"}
+    env["SLIPWAY_TRACKING_URI"] = task.tracking_uri
+    env["SLIPWAY_TUNING_STUDY"] = task.study_name
+    size = spec.parallelism
+    ready = min(size, spec.total_trials() or size)  # no more workers than trials
+    if on == "ray":
+        from slipway.tuning.ray_workers import RayPool, ship
+
+        ray_env = {k: v for k, v in env.items() if k.startswith("SLIPWAY_")}
+        shipped = ship(working_dir, spec.cwd) if working_dir is not None else None
+        return RayPool(size, payload, ray_env, spec.trial_resources, ray_address, ready, shipped)
+    return LocalPool(size, WorkerJob(payload, env), ready)
+
+
+__all__ = ["LocalPool", "Outcome", "TrialPool", "make_pool"]
