@@ -445,11 +445,25 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 def run_child(name: str, workload: str, size: int, folder: Path) -> dict[str, Any]:
     """One worker in a process of its own, in ``folder``; what it measured."""
+    args = ["bench.pipelines", "--worker", name, workload, str(size)]
+    return run_in_child(args, folder, f"{name} {workload}-{size}")
+
+
+def run_in_child(
+    args: list[str], folder: Path, label: str, changes: dict[str, str | None] | None = None
+) -> dict[str, Any]:
+    """``python -m ARGS FOLDER`` in a process group of its own (its temporary files in
+    ``folder/tmp``, its output in ``folder/worker.log``), with ``changes`` to the children's
+    environment (None removes a variable); the ``result.json`` it wrote there."""
     (folder / "tmp").mkdir(parents=True)
     env = child_env()
+    for key, value in (changes or {}).items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
     env["TMPDIR"] = str(folder / "tmp")
-    cmd = [sys.executable, "-m", "bench.pipelines", "--worker", name, workload, str(size)]
-    cmd.append(str(folder))
+    cmd = [sys.executable, "-m", *args, str(folder)]
     log_path = folder / "worker.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
@@ -463,7 +477,7 @@ def run_child(name: str, workload: str, size: int, folder: Path) -> dict[str, An
     result_path = folder / "result.json"
     if code != 0 or not result_path.exists():
         tail = log_path.read_text(errors="replace")[-3000:]
-        raise BenchError(f"{name} {workload}-{size} exited with {code}:\n{tail}")
+        raise BenchError(f"{label} exited with {code}:\n{tail}")
     return dict(json.loads(result_path.read_text()))
 
 

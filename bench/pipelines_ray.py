@@ -34,7 +34,6 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,15 +42,13 @@ from typing import Any
 
 from bench._common import interrupt, package_version, temporary_root
 from bench.pipelines import (
-    REPO,
     check_slipway,
     prepare_store,
+    run_in_child,
     slipway_pipeline,
     step_count,
-    stop,
 )
 from bench.server_http import BenchError
-from bench.server_processes import child_env
 
 EXECUTORS = ("local", "ray")
 KINDS = ("first", "second")
@@ -93,34 +90,19 @@ def worker(executor: str, size: int, folder: Path) -> dict[str, Any]:
 
 def run_child(executor: str, size: int, folder: Path) -> dict[str, Any]:
     """One executor in a process of its own, in ``folder``; what it measured."""
-    (folder / "tmp").mkdir(parents=True)
-    env = child_env()
-    env["TMPDIR"] = str(folder / "tmp")
-    env["RAY_AUTH_MODE"] = "disabled"
-    env["RAY_USAGE_STATS_ENABLED"] = "0"
-    env.pop("RAY_ADDRESS", None)
     # Ray's socket paths must stay short: its session folder directly under the temp root.
     ray_tmp = tempfile.mkdtemp(prefix="rayb-")
-    env["RAY_TMPDIR"] = ray_tmp
-    cmd = [sys.executable, "-m", "bench.pipelines_ray", "--worker", executor, str(size)]
-    cmd.append(str(folder))
-    log_path = folder / "worker.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+    env: dict[str, str | None] = {
+        "RAY_AUTH_MODE": "disabled",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "RAY_TMPDIR": ray_tmp,
+        "RAY_ADDRESS": None,  # a local Ray instance, whatever this shell points at
+    }
     try:
-        code = proc.wait()
-    except BaseException:
-        stop(proc)
-        raise
+        args = ["bench.pipelines_ray", "--worker", executor, str(size)]
+        return run_in_child(args, folder, f"{executor} fanout-{size}", env)
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)
-    result_path = folder / "result.json"
-    if code != 0 or not result_path.exists():
-        tail = log_path.read_text(errors="replace")[-3000:]
-        raise BenchError(f"{executor} fanout-{size} exited with {code}:\n{tail}")
-    return dict(json.loads(result_path.read_text()))
 
 
 def table(results: list[dict[str, Any]], size: int) -> str:

@@ -41,6 +41,11 @@ ADDRESS_ENV = "SLIPWAY_RAY_ADDRESS"
 AUTH_MODE_ENV = "RAY_AUTH_MODE"
 TOKEN_ENV = "RAY_AUTH_TOKEN"  # noqa: S105 (the variable's name, not a token)
 TOKEN_PATH_ENV = "RAY_AUTH_TOKEN_PATH"  # noqa: S105
+AUTH_HINT = (
+    " If the cluster uses token authentication, this machine needs the cluster's token "
+    "(RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token)."
+)
+"""Added to a failed join whose address answered."""
 NAMESPACE = "slipway"
 PROBE_TIMEOUT_SECONDS = 3.0
 DEFAULT_CLIENT_PORT = 10001
@@ -112,19 +117,6 @@ def _send_token_if_available() -> None:
             importlib.import_module("ray._raylet").Config.initialize("")
 
 
-def _auth_hint() -> str:
-    """What to check when joining a running cluster failed though its port answered."""
-    if os.environ.get(AUTH_MODE_ENV, "").strip().lower() == "token":
-        return (
-            " If the cluster uses token authentication, check that this machine has the "
-            "cluster's token (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token)."
-        )
-    return (
-        " If the cluster uses token authentication, give this machine the cluster's token "
-        "(RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token)."
-    )
-
-
 def _probe(address: str) -> None:
     """Fail fast when nothing listens at a ``host:port`` or ``ray://host:port`` address."""
     if address == "auto":
@@ -194,7 +186,7 @@ def connect(address: str | None = None, *, runtime_env: dict[str, Any] | None = 
         try:
             ray.init(address=target, **kwargs)
         except ConnectionError as exc:
-            hint = _auth_hint() if target is not None else ""
+            hint = AUTH_HINT if target is not None else ""
             raise TemporarilyUnavailable(
                 f"Cannot connect to Ray at {label}: {exc}.{hint}"
             ) from None

@@ -9,11 +9,11 @@ on the nodes, and what ran is exactly what was on the launcher's machine when th
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import stat
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from slipway.exceptions import InvalidParameterValue
@@ -51,14 +51,12 @@ def folder_to_ship(working_dir: str | os.PathLike[str]) -> str:
     return str(folder)
 
 
+@dataclass(frozen=True)
 class Package:
-    """A packed folder: the zip's bytes and their SHA-256 (what the nodes unpack by)."""
+    """A packed folder: the zip's bytes, and how many files it holds."""
 
-    def __init__(self, data: bytes, files: int, size: int) -> None:
-        self.data = data
-        self.files = files
-        self.size = size
-        self.digest = hashlib.sha256(data).hexdigest()
+    data: bytes
+    files: int
 
 
 def pack(folder: str | os.PathLike[str], limit: int = MAX_BYTES) -> Package:
@@ -95,7 +93,7 @@ def pack(folder: str | os.PathLike[str], limit: int = MAX_BYTES) -> Package:
                     while chunk := source.read(1 << 20):
                         target.write(chunk)
                 files += 1
-    return Package(buffer.getvalue(), files, size)
+    return Package(buffer.getvalue(), files)
 
 
 def unpack(data: bytes, dest: str | os.PathLike[str]) -> Path:

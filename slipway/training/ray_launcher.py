@@ -176,9 +176,7 @@ def launch_on_ray(
         import ray
 
         # Once into the object store; every rank's actor fetches it on its node.
-        command = dataclasses.replace(
-            command, package=ray.put(package.data), package_digest=package.digest
-        )
+        command = dataclasses.replace(command, package=ray.put(package.data))
     tracking = tracking_of()
     group = place(plan.workers, plan.bundle, plan.strategy, plan.placement_timeout, _group_name())
     try:

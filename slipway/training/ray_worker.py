@@ -62,7 +62,6 @@ class WorkerCommand:
     the worker runs in the node's copy of it, and ``script`` is relative to it."""
     package: Any = None
     """The shipped folder: a Ray object reference to its zip."""
-    package_digest: str = ""
 
 
 @dataclass(frozen=True)
@@ -177,17 +176,12 @@ class RankWorker:
         return self._uploaded(result, env, rank, attempt, cap)
 
     def _unpacked(self, command: WorkerCommand) -> str:
-        """This node's copy of the shipped folder (unpacked once per actor and package)."""
+        """This node's copy of the shipped folder (an actor runs one attempt's worker)."""
         import ray
 
         from slipway.engines.shipping import unpack
 
-        folder = self._dir / f"working_dir-{command.package_digest[:16]}"
-        if not folder.is_dir():
-            partial = folder.with_name(folder.name + ".partial")
-            unpack(ray.get(command.package), partial)
-            partial.rename(folder)
-        return str(folder)
+        return str(unpack(ray.get(command.package), self._dir / "working_dir"))
 
     def _argv(self, command: WorkerCommand, result_file: Path, cwd: str) -> list[str] | RankResult:
         if command.payload is not None:

@@ -5,6 +5,7 @@ Launches are real: worker processes under PyTorch's elastic agent, gloo, two wor
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -100,6 +101,27 @@ def only_run(uri: str) -> Run:
 def artifact_text(uri: str, run_id: str, path: str) -> str:
     client = SlipwayClient(uri)
     return client.download_artifacts(run_id, path).read_text(encoding="utf-8")
+
+
+def rank_files(out: Path) -> dict[int, dict[str, Any]]:
+    """What each rank of a test script wrote to ``out/rank_<r>.json``, by rank."""
+    return {
+        int(path.stem.split("_")[1]): json.loads(path.read_text())
+        for path in sorted(out.glob("rank_*.json"))
+    }
+
+
+def assert_ddp_trained(out: Path) -> dict[int, dict[str, Any]]:
+    """``ddp_train.py`` ran on two ranks that ended with the same weights, each on its own
+    shard, and rank 0's loss fell tenfold; what the ranks wrote."""
+    ranks = rank_files(out)
+    assert sorted(ranks) == [0, 1]
+    assert ranks[0]["world"] == 2
+    assert ranks[0]["weights"] == ranks[1]["weights"]
+    losses = ranks[0]["losses"]
+    assert losses[-1] < losses[0] / 10
+    assert ranks[0]["losses"] != ranks[1]["losses"]  # each rank its own shard
+    return ranks
 
 
 def assert_job_contract(seen: dict[int, Any], run: Run, uri: str) -> None:

@@ -3,14 +3,12 @@ subprocess) and ``slipway.training.launch`` (in this process)."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -22,20 +20,15 @@ from .conftest import (
     SCRIPTS,
     all_runs,
     artifact_text,
+    assert_ddp_trained,
     assert_job_contract,
     clean_env,
     only_run,
+    rank_files,
     slipway_train,
 )
 
 pytestmark = pytest.mark.slow
-
-
-def rank_files(out: Path) -> dict[int, dict[str, Any]]:
-    return {
-        int(path.stem.split("_")[1]): json.loads(path.read_text())
-        for path in sorted(out.glob("rank_*.json"))
-    }
 
 
 def test_ddp_job_trains_one_model_and_logs_to_one_run(store_uri: str, tmp_path: Path) -> None:
@@ -56,13 +49,7 @@ def test_ddp_job_trains_one_model_and_logs_to_one_run(store_uri: str, tmp_path: 
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
-    ranks = rank_files(out)
-    assert sorted(ranks) == [0, 1]
-    assert ranks[0]["world"] == 2
-    assert ranks[0]["weights"] == ranks[1]["weights"]
-    losses = ranks[0]["losses"]
-    assert losses[-1] < losses[0] / 10
-    assert ranks[0]["losses"] != ranks[1]["losses"]  # each rank its own shard
+    losses = assert_ddp_trained(out)[0]["losses"]
 
     run = only_run(store_uri)
     assert run.info.status == "FINISHED"
